@@ -1,0 +1,116 @@
+import picomatch from "picomatch";
+
+/** What the server knows of one websocket connection when it is accepted. */
+export interface Connection {
+  id: number;
+  room: string;
+  /** The query string without `?`, as received. */
+  query: string;
+  remoteIp: string;
+  remotePort: number;
+  /** Path after the room segment, `""` when there is none (CGI `PATH_INFO`). */
+  pathInfo: string;
+  /** The room segment as it appeared in the URL, still percent-encoded (CGI `SCRIPT_NAME`). */
+  scriptName: string;
+  headers: Headers;
+}
+
+export interface ServerInfo {
+  hostname: string;
+  port: number;
+  software: string;
+}
+
+/** `ip:port`, with brackets around an IPv6 address. */
+export function remoteAddr(conn: Pick<Connection, "remoteIp" | "remotePort">): string {
+  const ip = conn.remoteIp.includes(":") ? `[${conn.remoteIp}]` : conn.remoteIp;
+  return `${ip}:${conn.remotePort}`;
+}
+
+/**
+ * Builds a filter over variable names from `--passenv` entries, which may be picomatch globs (`LC_*`).
+ * Plain names are looked up directly, so the common case costs no glob matching.
+ */
+export function passEnvFilter(entries: readonly string[]): (name: string) => boolean {
+  const plain = new Set(entries.filter((e) => !picomatch.scan(e).isGlob));
+  const globs = entries.filter((e) => !plain.has(e));
+  const glob = globs.length > 0 ? picomatch(globs) : null;
+  return (name) => plain.has(name) || (glob?.(name) ?? false);
+}
+
+/**
+ * The child's whole environment: the `--passenv` variables of the server, then the CGI variables of the
+ * connection that opened the room (RFC 3875, as websocketd sets them), then `extra` (such as `PORT`).
+ * Nothing else of the server's environment reaches the child.
+ */
+export function childEnv(
+  pass: (name: string) => boolean,
+  source: Readonly<Record<string, string | undefined>>,
+  conn: Connection,
+  server: ServerInfo,
+  extra: Readonly<Record<string, string>> = {},
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(source)) {
+    if (value !== undefined && pass(name)) env[name] = value;
+  }
+  conn.headers.forEach((value, key) => {
+    env[`HTTP_${key.toUpperCase().replaceAll("-", "_")}`] = value;
+  });
+  const host = conn.headers.get("host");
+  Object.assign(env, {
+    GATEWAY_INTERFACE: "CGI/1.1",
+    REQUEST_METHOD: "GET",
+    SERVER_PROTOCOL: "HTTP/1.1",
+    SERVER_SOFTWARE: server.software,
+    SERVER_NAME: host ? hostWithoutPort(host) : server.hostname,
+    SERVER_PORT: String(server.port),
+    SCRIPT_NAME: conn.scriptName,
+    PATH_INFO: conn.pathInfo,
+    QUERY_STRING: conn.query,
+    REMOTE_ADDR: remoteAddr(conn),
+    REMOTE_PORT: String(conn.remotePort),
+    ROOM: conn.room,
+    ...extra,
+  });
+  return env;
+}
+
+function hostWithoutPort(host: string): string {
+  const m = /^(\[[^\]]*\]|[^:]*)(?::\d*)?$/.exec(host);
+  return m?.[1] ?? host;
+}
+
+const PLACEHOLDER = /#(ID|ROOM|QUERY_STRING|REMOTE_ADDR|QUERY_[A-Za-z0-9_.-]+)/g;
+
+/** Percent-encodes every character that could break a JSON string or start a placeholder, keeping URL syntax. */
+function urlSafe(s: string): string {
+  return s.replace(/[^A-Za-z0-9\-._~!$&'()*+,;=:@/?%]/gu, (c) => encodeURIComponent(c));
+}
+
+/**
+ * Expands `--joinmsg`/`--leavemsg` placeholders in one pass, so a value can never introduce another
+ * placeholder. Values from the client are URL-encoded (`#` becomes `%23`, `"` becomes `%22`), so they cannot
+ * break the JSON around them either. `#QUERY_<NAME>` matches the parameter name case-insensitively; a missing
+ * parameter expands to the empty string.
+ */
+export function expandTemplate(template: string, conn: Connection): string {
+  if (!template.includes("#")) return template;
+  let params: URLSearchParams | undefined;
+  return template.replace(PLACEHOLDER, (_, key: string) => {
+    switch (key) {
+      case "ID":
+        return String(conn.id);
+      case "ROOM":
+        return urlSafe(conn.room);
+      case "QUERY_STRING":
+        return urlSafe(conn.query);
+      case "REMOTE_ADDR":
+        return remoteAddr(conn);
+    }
+    const name = key.slice("QUERY_".length).toLowerCase();
+    params ??= new URLSearchParams(conn.query);
+    for (const [k, v] of params) if (k.toLowerCase() === name) return encodeURIComponent(v);
+    return "";
+  });
+}

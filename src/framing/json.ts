@@ -1,0 +1,68 @@
+/**
+ * JSON framing (`--frame=json`): client messages are stamped with the sender's ID, child lines may be routed.
+ * Pure functions; the room calls them on its hot path, so each avoids parsing where the text cannot matter.
+ */
+
+/**
+ * Stamps a client message with `"_from": id` as the first key, the way upstream prints it
+ * (`{"_to":1}` becomes `{"_from":1,"_to":1}`). Returns null for anything that is not a JSON object, which the
+ * caller drops. A `_from` sent by the client is replaced, so nobody can speak for another client. The result is
+ * always one line, since the child reads line by line.
+ */
+export function stampFrom(text: string, id: number): string | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return null;
+  const obj = value as Record<string, unknown>;
+  const head = `{"_from":${id}`;
+  if (Object.hasOwn(obj, "_from") || text.includes("\n") || text.includes("\r")) {
+    // Re-serialise only when the text itself cannot be kept: a spoofed _from, or a line break inside.
+    delete obj._from;
+    const rest = JSON.stringify(obj);
+    return rest === "{}" ? `${head}}` : `${head},${rest.slice(1)}`;
+  }
+  // Splice the stamp in front of the client's own text; it was just proven to be a valid object.
+  for (const _ in obj) return `${head},${text.slice(text.indexOf("{") + 1)}`;
+  return `${head}}`;
+}
+
+/** What a child line asks for; null when it is a plain broadcast. */
+export interface Routing {
+  /** Deliver to this connection only. */
+  to: number | null;
+  /** Not delivered: the room's new metadata, with `_meta` removed. */
+  meta: Record<string, unknown> | null;
+  /** Eligible for `--cache=tagged`. */
+  cache: boolean;
+}
+
+/**
+ * Reads the routing keys of a child line. A line that contains no `"_` (and no `\u` escape that could spell
+ * one) cannot carry a routing key, so it is not parsed at all.
+ */
+export function routeLine(line: string): Routing | null {
+  if (!line.includes('"_') && !line.includes("\\u")) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return null;
+  const obj = value as Record<string, unknown>;
+  const to = obj._to;
+  const routing: Routing = {
+    to: typeof to === "number" && Number.isInteger(to) && to > 0 ? to : null,
+    meta: null,
+    cache: obj._cache === true,
+  };
+  if (obj._meta === true) {
+    delete obj._meta;
+    routing.meta = obj;
+  }
+  return routing.to === null && routing.meta === null && !routing.cache ? null : routing;
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bun
+import { helpText, resolveCli, USAGE, UsageError, VERSION } from "./cli.ts";
+import { createLogger } from "./log.ts";
+import { serve } from "./server.ts";
+
+/** The command: argv → Config → server, and the process's exit code. */
+async function main(argv: readonly string[]): Promise<number> {
+  let action: ReturnType<typeof resolveCli>;
+  try {
+    action = resolveCli(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`scalesocket: error: ${err.message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (action.kind === "help") {
+    process.stdout.write(await helpText());
+    return 0;
+  }
+  if (action.kind === "version") {
+    process.stdout.write(`scalesocket ${VERSION}\n`);
+    return 0;
+  }
+  const { config } = action;
+  const log = createLogger(config.log, config.verbosity);
+  let server: ReturnType<typeof serve>;
+  try {
+    server = serve(config, log);
+  } catch (err) {
+    log.error(`cannot listen on ${config.hostname}:${config.port}: ${(err as Error).message}`);
+    return 1;
+  }
+  log.info(
+    `listening on ${server.hostname}:${server.port}, wrapping ${[config.cmd, ...config.args].join(" ")}`,
+  );
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      log.info(`${signal}: closing clients and stopping children`);
+      void server.stop();
+    });
+  }
+  await server.finished;
+  return 0;
+}
+
+process.exit(await main(process.argv.slice(2)));

@@ -1,0 +1,186 @@
+import type { Server, ServerWebSocket } from "bun";
+import { type ExitInfo, StdioChild } from "./child/stdio.ts";
+import type { Config } from "./config.ts";
+import { type Connection, childEnv, expandTemplate, type ServerInfo } from "./env.ts";
+import { routeLine, stampFrom } from "./framing/json.ts";
+import type { Logger } from "./log.ts";
+import type { Counters } from "./stats.ts";
+
+/** Per-connection state, carried by Bun on the websocket. */
+export interface ClientData {
+  conn: Connection;
+  room: Room | null;
+  /** Set once the client was closed for falling behind, so the sweep closes it only once. */
+  slow: boolean;
+}
+
+export type Client = ServerWebSocket<ClientData>;
+
+/** What a room needs from the server that owns it. */
+export interface RoomContext {
+  config: Config;
+  server: Server<ClientData>;
+  log: Logger;
+  passEnv: (name: string) => boolean;
+  serverInfo: ServerInfo;
+  counters: Counters;
+  /** The room stopped taking clients: forget it, so the next connection starts a fresh child. */
+  onClosed: (room: Room, stopped: Promise<ExitInfo>) => void;
+}
+
+/** Close reasons are limited to 123 bytes by RFC 6455. */
+export function closeReason(text: string): string {
+  const bytes = new TextEncoder().encode(text);
+  if (bytes.length <= 123) return text;
+  return new TextDecoder().decode(bytes.subarray(0, 120)).replace(/\uFFFD$/, "") + "...";
+}
+
+const utf8 = new TextDecoder();
+
+/**
+ * A room: one child process shared by its clients. It owns the child, the members and the metadata; child
+ * output is fanned out with `server.publish` on the room's topic, so Bun does the per-client work natively.
+ */
+export class Room {
+  readonly members = new Map<number, Client>();
+  /** The child's last `"_meta": true` message, `_meta` removed. */
+  metadata: Record<string, unknown> | null = null;
+  private readonly child: StdioChild;
+  private readonly log: Logger;
+  private closed = false;
+  /** Some client reported backpressure since the last sweep. */
+  private pressure = false;
+
+  /** Spawns the room's child with the environment of the connection that opens it; throws SpawnError. */
+  constructor(
+    readonly name: string,
+    private readonly ctx: RoomContext,
+    opener: Connection,
+  ) {
+    const { config } = ctx;
+    this.log = ctx.log.withTag(name);
+    this.child = new StdioChild({
+      cmd: config.cmd,
+      args: config.args,
+      env: childEnv(ctx.passEnv, process.env, opener, ctx.serverInfo),
+      searchPath: process.env.PATH,
+      maxBuffer: config.maxBuffer,
+      graceMs: config.graceMs,
+      onMessage: config.serverFrame === "json" ? this.routeMessage : this.broadcast,
+      onChunkEnd: this.sweepSlowClients,
+      onStderr: (line) => this.log.log(line),
+      onOversize: (chars) => {
+        ctx.counters.oversizeMessages++;
+        this.log.warn(`dropped a child message of more than ${chars} characters (limit ${config.maxBuffer})`);
+      },
+    });
+    this.log.info(`started ${config.cmd} (pid ${this.child.pid})`);
+    this.child.done.then((exit) => this.childExited(exit));
+  }
+
+  /** Adds a client: it receives the room's traffic from now on, and the child gets `--joinmsg`. */
+  join(ws: Client): void {
+    ws.data.room = this;
+    this.members.set(ws.data.conn.id, ws);
+    ws.subscribe(this.name);
+    const { joinMsg } = this.ctx.config;
+    if (joinMsg !== null) this.toChild(expandTemplate(joinMsg, ws.data.conn));
+  }
+
+  /** Removes a client; the child gets `--leavemsg`, and the last one out stops the child. */
+  leave(ws: Client): void {
+    if (!this.members.delete(ws.data.conn.id) || this.closed) return;
+    const { leaveMsg } = this.ctx.config;
+    if (leaveMsg !== null) this.toChild(expandTemplate(leaveMsg, ws.data.conn));
+    if (this.members.size === 0) {
+      this.closed = true;
+      this.log.debug(`last client left, stopping pid ${this.child.pid}`);
+      this.ctx.onClosed(this, this.child.stop());
+    }
+  }
+
+  /** A client's message, written to the child's stdin as one line (stamped with `_from` under JSON framing). */
+  receive(ws: Client, message: string | Buffer): void {
+    if (this.ctx.config.clientFrame === "json") {
+      const stamped = stampFrom(
+        typeof message === "string" ? message : utf8.decode(message),
+        ws.data.conn.id,
+      );
+      if (stamped === null) {
+        this.ctx.counters.invalidClientMessages++;
+        this.log.debug(`dropped a message from client ${ws.data.conn.id} that is not a JSON object`);
+        return;
+      }
+      this.toChild(stamped);
+    } else {
+      this.toChild(message);
+    }
+  }
+
+  /** Closes every client and stops the child, for server shutdown. */
+  shutdown(): Promise<ExitInfo> {
+    this.closed = true;
+    for (const ws of this.members.values()) ws.close(1001, "server shutting down");
+    this.members.clear();
+    return this.child.stop();
+  }
+
+  private toChild(data: string | Uint8Array): void {
+    if (this.child.write(data, true)) return;
+    this.ctx.counters.droppedToChild++;
+    this.log.warn(
+      `dropped a message to pid ${this.child.pid}: its stdin is full (${this.ctx.config.maxBuffer} bytes)`,
+    );
+  }
+
+  private readonly broadcast = (line: string): void => {
+    if (this.ctx.server.publish(this.name, line) <= 0) this.pressure = true;
+  };
+
+  private readonly routeMessage = (line: string): void => {
+    const routing = routeLine(line);
+    if (routing === null) return this.broadcast(line);
+    if (routing.meta !== null) {
+      this.metadata = routing.meta;
+      return;
+    }
+    if (routing.to === null) return this.broadcast(line);
+    const ws = this.members.get(routing.to);
+    if (ws !== undefined && ws.send(line) <= 0) this.pressure = true;
+  };
+
+  /**
+   * Closes the clients whose outgoing buffer passed `--maxbuffer`. Runs only after a send reported
+   * backpressure, once per chunk of child output, so a room that keeps up pays nothing for it. Bun's own
+   * `backpressureLimit` (twice the cap, set by the server) stays as a hard backstop that closes without a reason.
+   */
+  private readonly sweepSlowClients = (): void => {
+    if (!this.pressure) return;
+    this.pressure = false;
+    const cap = this.ctx.config.maxBuffer;
+    for (const ws of this.members.values()) {
+      if (ws.data.slow || ws.getBufferedAmount() <= cap) continue;
+      ws.data.slow = true;
+      this.ctx.counters.slowClientsClosed++;
+      this.log.warn(`closing client ${ws.data.conn.id}: more than ${cap} bytes waiting to be sent`);
+      ws.close(1013, closeReason(`client too slow: more than ${cap} bytes queued`));
+    }
+  };
+
+  private childExited(exit: ExitInfo): void {
+    const how = exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+    if (this.closed) {
+      this.log.info(`stopped ${this.ctx.config.cmd} (pid ${this.child.pid}): ${how}`);
+      return;
+    }
+    this.closed = true;
+    this.log.info(
+      `${this.ctx.config.cmd} (pid ${this.child.pid}) ${how}, closing ${this.members.size} client(s)`,
+    );
+    const code = exit.code === 0 ? 1000 : 1011;
+    const reason = closeReason(`${this.ctx.config.cmd} ${how}`);
+    for (const ws of this.members.values()) ws.close(code, reason);
+    this.members.clear();
+    this.ctx.onClosed(this, this.child.done);
+  }
+}

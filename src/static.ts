@@ -1,0 +1,45 @@
+import { realpath, stat } from "node:fs/promises";
+import { join, sep } from "node:path";
+
+/**
+ * Maps a URL path to a file inside `root` (an absolute, real path), or null when there is none to serve.
+ * Refused: undecodable paths, NUL bytes, backslashes, any `.` or `..` segment (also percent-encoded), and
+ * anything whose real path (after symlinks) leaves `root`. A directory serves its `index.html`.
+ */
+export async function resolveStaticPath(root: string, urlPath: string): Promise<string | null> {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(urlPath);
+  } catch {
+    return null;
+  }
+  if (decoded.includes("\0") || decoded.includes("\\")) return null;
+  const segments = decoded.split("/").filter((s) => s !== "");
+  if (segments.some((s) => s === "." || s === "..")) return null;
+  let path = join(root, ...segments);
+  try {
+    path = await realpath(path);
+    if (path !== root && !path.startsWith(root + sep)) return null;
+    const st = await stat(path);
+    if (st.isDirectory()) return resolveStaticPath(root, `${urlPath.replace(/\/?$/, "/")}index.html`);
+    return st.isFile() ? path : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Serves GET and HEAD of files under `root` with their content type; 404 for anything else found there. */
+export async function serveStatic(root: string, req: Request, pathname: string): Promise<Response> {
+  if (req.method !== "GET" && req.method !== "HEAD") {
+    return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
+  }
+  const path = await resolveStaticPath(root, pathname);
+  if (path === null) return new Response("not found\n", { status: 404 });
+  const file = Bun.file(path);
+  if (req.method === "HEAD") {
+    return new Response(null, {
+      headers: { "content-type": file.type, "content-length": String(file.size) },
+    });
+  }
+  return new Response(file);
+}
