@@ -32,7 +32,7 @@ export interface RoomContext {
 export function closeReason(text: string): string {
   const bytes = new TextEncoder().encode(text);
   if (bytes.length <= 123) return text;
-  return new TextDecoder().decode(bytes.subarray(0, 120)).replace(/\uFFFD$/, "") + "...";
+  return `${new TextDecoder().decode(bytes.subarray(0, 120)).replace(/\uFFFD$/, "")}...`;
 }
 
 const utf8 = new TextDecoder();
@@ -139,14 +139,14 @@ export class Room {
 
   private readonly routeMessage = (line: string): void => {
     const routing = routeLine(line);
-    if (routing === null) return this.broadcast(line);
-    if (routing.meta !== null) {
+    if (routing?.meta) {
       this.metadata = routing.meta;
-      return;
+    } else if (routing?.to) {
+      const ws = this.members.get(routing.to);
+      if (ws !== undefined && ws.send(line) <= 0) this.pressure = true;
+    } else {
+      this.broadcast(line);
     }
-    if (routing.to === null) return this.broadcast(line);
-    const ws = this.members.get(routing.to);
-    if (ws !== undefined && ws.send(line) <= 0) this.pressure = true;
   };
 
   /**

@@ -26,7 +26,7 @@ export class LineSplitter {
     if (this.discarding) this.discarding = false;
     else this.emit(first);
     let start = nl + 1;
-    while ((nl = text.indexOf("\n", start)) !== -1) {
+    for (nl = text.indexOf("\n", start); nl !== -1; nl = text.indexOf("\n", start)) {
       this.emit(text.slice(start, nl));
       start = nl + 1;
     }
