@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { resolveConfig } from "../src/cli.ts";
 import type { Config } from "../src/config.ts";
 import { createLogger } from "../src/log.ts";
@@ -138,11 +139,19 @@ export class TestClient {
   }
 }
 
-/** True while a process with this pid exists. */
+/**
+ * True while a process with this pid runs. A zombie counts as dead: an orphan killed by the server is
+ * reparented to this sandbox's PID 1, which reaps it only after a while.
+ */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
     return false;
   }
