@@ -1,0 +1,154 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import net from "node:net";
+import { FIXTURES, start, stopAll, TestClient, until, WAIT_MS, within } from "./helpers.ts";
+
+afterEach(stopAll);
+
+/** A websocket client that checks on the fly that flood.sh's numbered lines arrive without gap, keeping nothing. */
+class SequenceClient {
+  first = 0;
+  last = 0;
+  gaps = 0;
+  closed: { code: number; reason: string } | null = null;
+  readonly opened: Promise<void>;
+  private readonly ws: WebSocket;
+
+  constructor(url: string) {
+    this.ws = new WebSocket(url);
+    this.opened = new Promise((resolve) => this.ws.addEventListener("open", () => resolve(), { once: true }));
+    this.ws.addEventListener("message", (e) => {
+      const text = e.data as string;
+      const n = Number(text.slice(0, text.indexOf(" ")));
+      if (this.first === 0) this.first = n;
+      else if (n !== this.last + 1) this.gaps++;
+      this.last = n;
+    });
+    this.ws.addEventListener("close", (e) => {
+      this.closed = { code: e.code, reason: e.reason };
+    });
+  }
+}
+
+/** A client that completes the websocket handshake over a raw socket and then stops reading. */
+async function stalledClient(port: number, room: string): Promise<net.Socket> {
+  const sock = net.connect(port, "127.0.0.1");
+  await within(new Promise((resolve) => sock.once("connect", resolve)), "raw connect");
+  sock.write(
+    `GET /${room} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+  );
+  const head = await within(new Promise<Buffer>((resolve) => sock.once("data", resolve)), "handshake answer");
+  expect(head.toString("latin1")).toStartWith("HTTP/1.1 101");
+  sock.pause();
+  return sock;
+}
+
+interface Frame {
+  opcode: number;
+  payload: Buffer;
+}
+
+/** Parses unmasked server frames; a truncated last frame is left out. */
+function parseFrames(data: Buffer): Frame[] {
+  const frames: Frame[] = [];
+  let at = 0;
+  while (at + 2 <= data.length) {
+    const opcode = (data[at] as number) & 0x0f;
+    let len = (data[at + 1] as number) & 0x7f;
+    let head = 2;
+    if (len === 126) {
+      len = data.readUInt16BE(at + 2);
+      head = 4;
+    } else if (len === 127) {
+      len = Number(data.readBigUInt64BE(at + 2));
+      head = 10;
+    }
+    if (at + head + len > data.length) break;
+    frames.push({ opcode, payload: data.subarray(at + head, at + head + len) });
+    at += head + len;
+  }
+  return frames;
+}
+
+describe("flow control", () => {
+  test("a stalled client is closed with 1013 and a reason; the others get every message in order", async () => {
+    // About 12 MB at some 4 MB/s: a rate clients in this same process can follow, while the stalled client
+    // fills its socket buffers and the 512 KiB cap within a few seconds.
+    const lines = 60_000;
+    const t = start(["--maxbuffer", "512K", `${FIXTURES}flood.sh`, "--", String(lines), "100"]);
+    const good = [new SequenceClient(t.url("flood")), new SequenceClient(t.url("flood"))];
+    await within(Promise.all(good.map((c) => c.opened)), "good clients open");
+    const stalled = await stalledClient(t.server.port, "flood");
+
+    await until(() => t.server.counters.slowClientsClosed === 1, "the stalled client to be closed", 20_000);
+    // It was closed for its backlog, mid-stream, not because the stream ended.
+    expect(Math.max(...good.map((c) => c.last))).toBeLessThan(lines);
+    await until(() => good.every((c) => c.last === lines), "the good clients to receive every line", 20_000);
+    for (const c of good) {
+      expect(c.closed).toBeNull();
+      expect(c.gaps).toBe(0);
+      expect(c.first).toBe(1);
+    }
+    expect(t.logs.join("")).toContain("closing client 3: more than 524288 bytes waiting to be sent");
+
+    // Once it reads again, it finds an unbroken prefix of the stream and then the close frame with the reason.
+    const chunks: Buffer[] = [];
+    stalled.on("data", (d: Buffer) => chunks.push(d));
+    const ended = new Promise((resolve) => stalled.once("close", resolve));
+    stalled.resume();
+    await within(ended, "the stalled socket to end", WAIT_MS * 2);
+    const all = Buffer.concat(chunks);
+    // What reached it is its socket buffers plus at most the cap (4.7 MB seen here): far less than the 12 MB
+    // the room saw, so the server stopped queueing for it.
+    expect(all.length).toBeLessThan(8 * 1024 * 1024);
+    const frames = parseFrames(all);
+    const close = frames.at(-1) as Frame;
+    expect(close.opcode).toBe(8);
+    expect(close.payload.readUInt16BE(0)).toBe(1013);
+    expect(close.payload.subarray(2).toString()).toBe("client too slow: more than 524288 bytes queued");
+    const texts = frames.filter((f) => f.opcode === 1).map((f) => Number(f.payload.toString().split(" ")[0]));
+    expect(texts.length).toBeGreaterThan(0);
+    expect(texts.every((n, i) => i === 0 || n === (texts[i - 1] as number) + 1)).toBe(true);
+  }, 60_000);
+
+  test("a child that never reads stdin: messages past the cap are dropped, the client stays connected", async () => {
+    const t = start(["--maxbuffer", "64K", `${FIXTURES}noread.sh`]);
+    const a = await TestClient.open(t.url("r"));
+    expect(await a.next()).toBe("ready");
+    const msg = "m".repeat(1023);
+    const count = 2000; // 2 MB, against 64 KiB queued plus the pipe's own 64 KiB
+    for (let i = 0; i < count; i++) a.send(msg);
+    await until(() => t.server.counters.droppedToChild >= count - 160, "the excess to be dropped");
+    expect(t.server.counters.droppedToChild).toBeLessThanOrEqual(count - 64);
+    expect(a.ws.readyState).toBe(WebSocket.OPEN);
+    expect(t.logs.join("")).toContain("its stdin is full (65536 bytes)");
+    // The rest of the server is unaffected.
+    const b = await TestClient.open(t.url("other"));
+    expect(await b.next()).toBe("ready");
+  });
+
+  test("a client message larger than --maxbuffer closes that client with 1009 only", async () => {
+    const t = start(["--maxbuffer", "8K", "cat"]);
+    const a = await TestClient.open(t.url("r"));
+    const b = await TestClient.open(t.url("r"));
+    a.send("x".repeat(9000));
+    expect((await a.waitClosed()).code).toBe(1009);
+    b.send("still fine");
+    expect(await b.next()).toBe("still fine");
+  });
+
+  test("a child line longer than --maxbuffer is dropped with a warning; the next ones arrive", async () => {
+    const t = start([
+      "--maxbuffer",
+      "4K",
+      "sh",
+      "--",
+      "-c",
+      "head -c 20000 /dev/zero | tr '\\0' a; echo; echo after",
+    ]);
+    const a = await TestClient.open(t.url("r"));
+    expect(await a.next()).toBe("after");
+    expect(t.server.counters.oversizeMessages).toBe(1);
+    expect(t.logs.join("")).toContain("dropped a child message of more than");
+  });
+});
