@@ -39,7 +39,7 @@ export function formatLine(format: LogFormat, obj: LogObject): string {
 export function createLogger(
   format: LogFormat,
   verbosity: number,
-  write = (s: string) => process.stderr.write(s),
+  write: (line: string) => unknown = (s) => process.stderr.write(s),
 ): Logger {
   return createConsola({
     level: BASE_LEVEL + Math.min(verbosity, 2),

@@ -35,7 +35,10 @@ const running = new Set<RunningServer>();
 export function start(argv: string[], overrides: Partial<Config> = {}): TestServer {
   const config = { ...resolveConfig(["--addr", "127.0.0.1:0", "--grace", "0.5", ...argv]), ...overrides };
   const logs: string[] = [];
-  const server = serve(config, createLogger(config.log, 2, (line) => void logs.push(line)));
+  const server = serve(
+    config,
+    createLogger(config.log, 2, (line) => void logs.push(line)),
+  );
   running.add(server);
   return {
     server,
@@ -121,8 +124,13 @@ export class TestClient {
   async waitFor(n: number, ms = WAIT_MS): Promise<void> {
     const deadline = Date.now() + ms;
     while (this.received.length < n) {
-      if (this.ws.readyState === WebSocket.CLOSED) throw new Error(`closed after ${this.received.length} of ${n} messages`);
-      await within(this.changed(), `${n} messages (have ${this.received.length})`, Math.max(1, deadline - Date.now()));
+      if (this.ws.readyState === WebSocket.CLOSED)
+        throw new Error(`closed after ${this.received.length} of ${n} messages`);
+      await within(
+        this.changed(),
+        `${n} messages (have ${this.received.length})`,
+        Math.max(1, deadline - Date.now()),
+      );
     }
   }
 

@@ -20,7 +20,7 @@ describe("upstream cases", () => {
     await within(t.server.finished, "oneshot server to finish");
   });
 
-  test("--frame head -- -n 1 stamps {} as {\"_from\":1}", async () => {
+  test('--frame head -- -n 1 stamps {} as {"_from":1}', async () => {
     const t = start(["--frame", "head", "--", "-n", "1"]);
     const client = await TestClient.open(t.url("room"));
     client.send("{}");
@@ -40,7 +40,9 @@ describe("upstream cases", () => {
     const lines: string[] = [];
     await client.waitClosed();
     for (const m of client.received) lines.push(String(m));
-    const env = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+    const env = Object.fromEntries(
+      lines.map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+    );
     const names = Object.keys(env).filter((k) => !k.startsWith("HTTP_"));
     expect(names.sort()).toEqual(
       [
@@ -155,7 +157,10 @@ describe("rooms", () => {
     const a = await TestClient.open(t.url("r"));
     a.send("x");
     expect(await a.next()).toBe("bye x");
-    expect(await a.waitClosed()).toEqual({ code: 1000, reason: `${FIXTURES}exit-after-line.sh exited with code 0` });
+    expect(await a.waitClosed()).toEqual({
+      code: 1000,
+      reason: `${FIXTURES}exit-after-line.sh exited with code 0`,
+    });
   });
 
   test("a command that does not exist closes the client with a reason; the server keeps serving", async () => {
@@ -211,7 +216,9 @@ describe("rooms", () => {
       expect(typeof obj.time).toBe("string");
       expect(typeof obj.msg).toBe("string");
     }
-    expect(t.logs.map((l) => JSON.parse(l)).some((o) => o.tag === "j" && o.msg.startsWith("started cat"))).toBe(true);
+    expect(
+      t.logs.map((l) => JSON.parse(l)).some((o) => o.tag === "j" && o.msg.startsWith("started cat")),
+    ).toBe(true);
   });
 });
 
