@@ -91,8 +91,9 @@ export function serve(config: Config, log: Logger): RunningServer {
     port: config.port,
     fetch(req, server) {
       const url = new URL(req.url);
-      if (url.pathname === "/health") return Response.json({ status: "ok" });
+      // A websocket is always a room (reserved names are refused there), whatever the path.
       if (req.headers.get("upgrade")?.toLowerCase() === "websocket") return upgrade(req, url, server);
+      if (url.pathname === "/health") return Response.json({ status: "ok" });
       if (config.staticDir !== null) return serveStatic(config.staticDir, req, url.pathname);
       return text(404, "not found");
     },
