@@ -1,4 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { alive, FIXTURES, start, stopAll, TestClient, until, within } from "./helpers.ts";
 
 afterEach(stopAll);
@@ -310,5 +313,21 @@ describe("join and leave messages", () => {
     expect(JSON.parse(await a.next())).toMatchObject({ id: 2, name: "" });
     b.close();
     expect(await a.next()).toBe("left 2");
+  });
+});
+
+describe("stdin", () => {
+  test("the last client's final message and --leavemsg reach the child before it is stopped", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ss-stdin-"));
+    const file = join(dir, "got.txt");
+    const t = start(["--leavemsg", "bye #ID", "sh", "--", "-c", `exec cat > ${file}`]);
+    const a = await TestClient.open(t.url("r"));
+    a.send("hello");
+    a.send("world");
+    a.close();
+    await until(
+      () => existsSync(file) && readFileSync(file, "utf8") === "hello\nworld\nbye 1\n",
+      "the lines in the file",
+    );
   });
 });

@@ -106,15 +106,16 @@ export class StdioChild {
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    if (this.flushing || this.exited) return;
+    if (this.flushing || this.exited || this.stopping !== null) return;
     const flushed = this.queued;
-    let result: number | Promise<number>;
+    let result: number | Promise<number> | undefined;
     try {
       result = this.stdin.flush();
     } catch {
       return;
     }
-    if (typeof result === "number") {
+    // A number (or nothing, once stdin was closed) means everything was written.
+    if (!(result instanceof Promise)) {
       this.queued = 0;
       return;
     }
@@ -143,7 +144,9 @@ export class StdioChild {
    */
   stop(): Promise<ExitInfo> {
     try {
-      this.stdin.end();
+      // What clients sent last (and --leavemsg) still reaches the child before EOF.
+      this.settle(this.stdin.flush());
+      this.settle(this.stdin.end());
     } catch {
       // already closed
     }
