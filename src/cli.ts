@@ -185,6 +185,11 @@ export function prescan(raw: readonly string[]): Prescanned {
     }
     if (!arg.startsWith("--")) {
       for (const ch of arg.slice(1)) {
+        // `-v` may be grouped with other switches (`-bv`), as clap allows.
+        if (ch === "v") {
+          out.verbosity++;
+          continue;
+        }
         const name = SHORT[ch];
         if (name === undefined) throw new UsageError(`unknown flag -${ch}`);
         pushSwitch(out, name);
@@ -237,26 +242,13 @@ export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(
   if (positionals.length > 1) {
     throw new UsageError(`unexpected argument '${positionals[1]}' (arguments to the command go after --)`);
   }
-  for (const [flag, issue] of Object.entries(NOT_YET)) {
-    if (a[flag] !== undefined && a[flag] !== false) {
-      throw new UsageError(`--${flag} is not supported yet (comes with the ${issue} work)`);
-    }
-  }
-
   const [hostname, port] = parseAddr(a.addr ?? DEFAULTS.addr);
   const { clientFrame, serverFrame } = parseFraming(a.frame, a.clientframe, a.serverframe, a.json === true);
-  for (const [flag, mode] of [
-    ["clientframe", clientFrame],
-    ["serverframe", serverFrame],
-  ] as const) {
-    if (mode === "gwsocket")
-      throw new UsageError(`--${flag}=gwsocket is not supported yet (comes with the transports work)`);
-  }
   if (a.delimiters !== undefined && a.null === true)
     throw new UsageError("--delimiters conflicts with --null");
   if (a.delimiters === "") throw new UsageError("--delimiters needs at least one character");
 
-  return {
+  const config: Config = {
     cmd: positionals[0] as string,
     args: pre.trailing,
     hostname,
@@ -284,6 +276,21 @@ export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(
     maxBuffer: parseSize("maxbuffer", a.maxbuffer ?? "4M"),
     graceMs: Math.round(parseSeconds("grace", a.grace ?? String(DEFAULTS.graceSeconds)) * 1000),
   };
+
+  // Refused only now, after every value was validated: `--cache=bogus` is a mistake to report as such.
+  for (const [flag, issue] of Object.entries(NOT_YET)) {
+    if (a[flag] !== undefined && a[flag] !== false) {
+      throw new UsageError(`--${flag} is not supported yet (comes with the ${issue} work)`);
+    }
+  }
+  for (const [flag, mode] of [
+    ["clientframe", clientFrame],
+    ["serverframe", serverFrame],
+  ] as const) {
+    if (mode === "gwsocket")
+      throw new UsageError(`--${flag}=gwsocket is not supported yet (comes with the transports work)`);
+  }
+  return config;
 }
 
 function parseFraming(
@@ -335,8 +342,9 @@ function parseCache(value: string): CacheConfig {
 }
 
 function parseSeconds(flag: string, value: string): number {
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || n < 0 || n > 86_400) {
+  // Plain decimals only: Number() would also take `0x10`, `1e3` and surrounding spaces.
+  const n = /^(\d+\.?\d*|\.\d+)$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n >= 0 && n <= 86_400)) {
     throw new UsageError(`invalid value '${value}' for --${flag}: expected seconds, 0 to 86400`);
   }
   return n;
@@ -385,11 +393,17 @@ function nonEmptyList(flag: string, value: string): string[] {
 }
 
 function checkDir(dir: string): string {
+  // resolve("") is the working directory, which an empty `--staticdir=` must not serve by accident.
+  if (dir === "") throw new UsageError("--staticdir needs a directory");
   const path = resolve(dir);
-  const st = statSync(path, { throwIfNoEntry: false });
-  if (!st?.isDirectory()) throw new UsageError(`--staticdir '${dir}' is not a directory`);
-  // The real path, so the static file check can compare real paths after resolving symlinks.
-  return realpathSync(path);
+  try {
+    // Not only ENOENT: a file in the middle (ENOTDIR) or a locked parent (EACCES) throws despite the option.
+    if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+      // The real path, so the static file check can compare real paths after resolving symlinks.
+      return realpathSync(path);
+    }
+  } catch {}
+  throw new UsageError(`--staticdir '${dir}' is not a directory`);
 }
 
 /** The `--help` text: every flag with its default, then the usage line. */
@@ -398,7 +412,8 @@ export async function helpText(): Promise<string> {
     meta: { name: "scalesocket", version: pkg.version, description: pkg.description },
     args,
   });
-  const text = await renderUsage(command);
+  // citty prints every flag as `--name`, but upstream's `-v` has no long form (`--v` is refused).
+  const text = (await renderUsage(command)).replace(/(?<!-)--v(?![\w-])/, " -v");
   return `${text}\n\n${USAGE}\n`;
 }
 

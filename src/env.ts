@@ -55,6 +55,8 @@ export function childEnv(
     if (value !== undefined && pass(name)) env[name] = value;
   }
   conn.headers.forEach((value, key) => {
+    // httpoxy: a client's `Proxy:` header would become HTTP_PROXY, which many HTTP libraries obey.
+    if (key === "proxy") return;
     env[`HTTP_${key.toUpperCase().replaceAll("-", "_")}`] = value;
   });
   const host = conn.headers.get("host");

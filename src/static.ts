@@ -16,13 +16,20 @@ export async function resolveStaticPath(root: string, urlPath: string): Promise<
   if (decoded.includes("\0") || decoded.includes("\\")) return null;
   const segments = decoded.split("/").filter((s) => s !== "");
   if (segments.some((s) => s === "." || s === "..")) return null;
-  let path = join(root, ...segments);
+  return fileInside(root, join(root, ...segments), true);
+}
+
+/** The real path of `path` if it is a file inside `root`, or a directory's `index.html` (one level only). */
+async function fileInside(root: string, path: string, dirIndex: boolean): Promise<string | null> {
+  // `root + sep` would be `//` for a root of `/`, which no real path starts with.
+  const prefix = root.endsWith(sep) ? root : root + sep;
   try {
-    path = await realpath(path);
-    if (path !== root && !path.startsWith(root + sep)) return null;
-    const st = await stat(path);
-    if (st.isDirectory()) return resolveStaticPath(root, `${urlPath.replace(/\/?$/, "/")}index.html`);
-    return st.isFile() ? path : null;
+    const real = await realpath(path);
+    if (real !== root && !real.startsWith(prefix)) return null;
+    const st = await stat(real);
+    // Not recursive: an `index.html` that is itself a directory (or a link to one) is not followed again.
+    if (st.isDirectory()) return dirIndex ? fileInside(root, join(real, "index.html"), false) : null;
+    return st.isFile() ? real : null;
   } catch {
     return null;
   }

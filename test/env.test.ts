@@ -1,0 +1,287 @@
+import { describe, expect, test } from "bun:test";
+import {
+  type Connection,
+  childEnv,
+  expandTemplate,
+  passEnvFilter,
+  remoteAddr,
+  type ServerInfo,
+} from "../src/env.ts";
+
+function conn(over: Partial<Connection> = {}): Connection {
+  return {
+    id: 7,
+    room: "lobby",
+    query: "",
+    remoteIp: "203.0.113.5",
+    remotePort: 40000,
+    pathInfo: "",
+    scriptName: "/lobby",
+    headers: new Headers(),
+    ...over,
+  };
+}
+
+const SERVER: ServerInfo = { hostname: "0.0.0.0", port: 9000, software: "scalesocket/0.0.0" };
+
+/** The CGI variables childEnv always sets, whatever the connection. */
+const CGI_KEYS = [
+  "GATEWAY_INTERFACE",
+  "REQUEST_METHOD",
+  "SERVER_PROTOCOL",
+  "SERVER_SOFTWARE",
+  "SERVER_NAME",
+  "SERVER_PORT",
+  "SCRIPT_NAME",
+  "PATH_INFO",
+  "QUERY_STRING",
+  "REMOTE_ADDR",
+  "REMOTE_PORT",
+  "ROOM",
+];
+
+describe("passEnvFilter", () => {
+  const cases: [string, string[], string[], string[]][] = [
+    [
+      "plain names",
+      ["PATH", "DYLD_LIBRARY_PATH"],
+      ["PATH", "DYLD_LIBRARY_PATH"],
+      ["path", "PATHS", "XPATH", "HOME"],
+    ],
+    ["a prefix glob", ["LC_*"], ["LC_ALL", "LC_CTYPE", "LC_"], ["LANG", "XLC_ALL", "lc_all"]],
+    ["a single-character glob", ["X?"], ["XA", "X1"], ["X", "XAB"]],
+    ["a brace glob", ["{HOME,USER}"], ["HOME", "USER"], ["SHELL", "HOMES"]],
+    ["a character class", ["TERM[0-9]"], ["TERM1"], ["TERM", "TERMX"]],
+    ["names and globs together", ["HOME", "LC_*"], ["HOME", "LC_ALL"], ["PATH", "LANG"]],
+    ["everything", ["*"], ["PATH", "SECRET", "_", "a"], []],
+    ["an empty list passes nothing", [], [], ["PATH", "HOME", "", "LC_ALL"]],
+  ];
+  test.each(cases)("%s", (_name, entries, passed, refused) => {
+    const pass = passEnvFilter(entries);
+    for (const name of passed) expect(pass(name)).toBe(true);
+    for (const name of refused) expect(pass(name)).toBe(false);
+  });
+});
+
+describe("remoteAddr", () => {
+  const cases: [string, number, string][] = [
+    ["127.0.0.1", 5000, "127.0.0.1:5000"],
+    ["::1", 5000, "[::1]:5000"],
+    ["::ffff:10.0.0.1", 80, "[::ffff:10.0.0.1]:80"],
+    ["fe80::1", 0, "[fe80::1]:0"],
+  ];
+  test.each(cases)("%s port %d → %s", (remoteIp, remotePort, expected) => {
+    expect(remoteAddr({ remoteIp, remotePort })).toBe(expected);
+  });
+});
+
+describe("childEnv", () => {
+  const source = {
+    PATH: "/usr/bin:/bin",
+    HOME: "/home/server",
+    SECRET_TOKEN: "hunter2",
+    LC_ALL: "C.UTF-8",
+    LC_CTYPE: "C",
+    LANG: "en",
+    UNDEF: undefined,
+  };
+
+  test("exactly the passed variables and the CGI set, nothing else", () => {
+    const env = childEnv(passEnvFilter(["PATH", "DYLD_LIBRARY_PATH"]), source, conn(), SERVER);
+    expect(Object.keys(env).sort()).toEqual(["PATH", ...CGI_KEYS].sort());
+    expect(env).toEqual({
+      PATH: "/usr/bin:/bin",
+      GATEWAY_INTERFACE: "CGI/1.1",
+      REQUEST_METHOD: "GET",
+      SERVER_PROTOCOL: "HTTP/1.1",
+      SERVER_SOFTWARE: "scalesocket/0.0.0",
+      SERVER_NAME: "0.0.0.0",
+      SERVER_PORT: "9000",
+      SCRIPT_NAME: "/lobby",
+      PATH_INFO: "",
+      QUERY_STRING: "",
+      REMOTE_ADDR: "203.0.113.5:40000",
+      REMOTE_PORT: "40000",
+      ROOM: "lobby",
+    });
+  });
+
+  test("an empty pass list passes nothing of the server's environment", () => {
+    const env = childEnv(passEnvFilter([]), source, conn(), SERVER);
+    expect(Object.keys(env).sort()).toEqual([...CGI_KEYS].sort());
+  });
+
+  test("globs pass every matching variable; undefined values are skipped", () => {
+    const env = childEnv(passEnvFilter(["LC_*", "UNDEF"]), source, conn(), SERVER);
+    expect(env.LC_ALL).toBe("C.UTF-8");
+    expect(env.LC_CTYPE).toBe("C");
+    expect("LANG" in env).toBe(false);
+    expect("UNDEF" in env).toBe(false);
+    expect("SECRET_TOKEN" in env).toBe(false);
+  });
+
+  test("the connection's values: query, room, path, IPv6 peer", () => {
+    const env = childEnv(
+      passEnvFilter([]),
+      source,
+      conn({
+        room: "a b",
+        scriptName: "/a%20b",
+        pathInfo: "/more/path",
+        query: "x=1&y=%22",
+        remoteIp: "::1",
+        remotePort: 1234,
+      }),
+      SERVER,
+    );
+    expect(env).toMatchObject({
+      ROOM: "a b",
+      SCRIPT_NAME: "/a%20b",
+      PATH_INFO: "/more/path",
+      QUERY_STRING: "x=1&y=%22",
+      REMOTE_ADDR: "[::1]:1234",
+      REMOTE_PORT: "1234",
+    });
+  });
+
+  test("request headers become HTTP_* variables", () => {
+    const headers = new Headers({
+      Host: "example.com:8080",
+      "User-Agent": "test/1.0",
+      "Sec-WebSocket-Key": "abc==",
+      "X-Forwarded-For": "198.51.100.1",
+      Cookie: "a=1",
+    });
+    const env = childEnv(passEnvFilter(["PATH"]), source, conn({ headers }), SERVER);
+    expect(Object.keys(env).sort()).toEqual(
+      [
+        "PATH",
+        ...CGI_KEYS,
+        "HTTP_HOST",
+        "HTTP_USER_AGENT",
+        "HTTP_SEC_WEBSOCKET_KEY",
+        "HTTP_X_FORWARDED_FOR",
+        "HTTP_COOKIE",
+      ].sort(),
+    );
+    expect(env).toMatchObject({
+      HTTP_HOST: "example.com:8080",
+      HTTP_USER_AGENT: "test/1.0",
+      HTTP_SEC_WEBSOCKET_KEY: "abc==",
+      HTTP_X_FORWARDED_FOR: "198.51.100.1",
+      HTTP_COOKIE: "a=1",
+    });
+  });
+
+  test("a Proxy header does not become HTTP_PROXY (httpoxy)", () => {
+    const headers = new Headers({ Proxy: "http://evil.example:3128", Host: "x" });
+    const env = childEnv(passEnvFilter([]), source, conn({ headers }), SERVER);
+    expect("HTTP_PROXY" in env).toBe(false);
+    expect(env.HTTP_HOST).toBe("x");
+  });
+
+  const hosts: [string, string][] = [
+    ["example.com:8080", "example.com"],
+    ["example.com", "example.com"],
+    ["[::1]:9000", "[::1]"],
+    ["[::1]", "[::1]"],
+    ["127.0.0.1:9000", "127.0.0.1"],
+  ];
+  test.each(hosts)("SERVER_NAME from Host %s is %s", (host, name) => {
+    const env = childEnv(passEnvFilter([]), {}, conn({ headers: new Headers({ host }) }), SERVER);
+    expect(env.SERVER_NAME).toBe(name);
+    expect(env.SERVER_PORT).toBe("9000");
+  });
+
+  test("CGI variables override passed variables of the same name", () => {
+    const env = childEnv(passEnvFilter(["*"]), { ROOM: "server", QUERY_STRING: "server" }, conn(), SERVER);
+    expect(env.ROOM).toBe("lobby");
+    expect(env.QUERY_STRING).toBe("");
+  });
+
+  test("extra variables are added last and win", () => {
+    const env = childEnv(passEnvFilter([]), {}, conn(), SERVER, { PORT: "9001", ROOM: "override" });
+    expect(env.PORT).toBe("9001");
+    expect(env.ROOM).toBe("override");
+    expect(Object.keys(env).sort()).toEqual([...CGI_KEYS, "PORT"].sort());
+  });
+
+  test("process.env does not leak without --passenv", () => {
+    const env = childEnv(passEnvFilter(["PATH"]), process.env, conn(), SERVER);
+    for (const key of Object.keys(env)) expect(["PATH", ...CGI_KEYS]).toContain(key);
+  });
+});
+
+describe("expandTemplate", () => {
+  const cases: [string, string, Partial<Connection>, string][] = [
+    ["no placeholder", '{"t":"Join"}', {}, '{"t":"Join"}'],
+    ["#ID", '{"t":"Join","_from":#ID}', { id: 42 }, '{"t":"Join","_from":42}'],
+    ["#ID twice", "#ID/#ID", { id: 3 }, "3/3"],
+    ["#ROOM", "room #ROOM", { room: "lobby" }, "room lobby"],
+    ["#ROOM is URL-encoded", '"#ROOM"', { room: 'a "b" #ID' }, '"a%20%22b%22%20%23ID"'],
+    ["#ROOM keeps URL syntax", "#ROOM", { room: "a:b@c/d?e=f&g%" }, "a:b@c/d?e=f&g%"],
+    ["#QUERY_STRING", "#QUERY_STRING", { query: "a=1&b=2" }, "a=1&b=2"],
+    ["#QUERY_STRING keeps percent escapes", "#QUERY_STRING", { query: "n=%22x%23" }, "n=%22x%23"],
+    ["#QUERY_STRING cannot close a JSON string", '"#QUERY_STRING"', { query: 'a="}\\' }, '"a=%22%7D%5C"'],
+    ["#REMOTE_ADDR", "#REMOTE_ADDR", { remoteIp: "10.0.0.1", remotePort: 5 }, "10.0.0.1:5"],
+    ["#REMOTE_ADDR IPv6", "#REMOTE_ADDR", { remoteIp: "::1", remotePort: 5 }, "[::1]:5"],
+    ["#QUERY_<NAME>", "#QUERY_NAME", { query: "name=bob" }, "bob"],
+    ["#QUERY_<NAME> is case-insensitive", "#QUERY_NAME", { query: "Name=bob" }, "bob"],
+    ["#QUERY_<NAME> lower-case in the template", "#QUERY_name", { query: "NAME=bob" }, "bob"],
+    ["#QUERY_<NAME> with - and .", "#QUERY_X-Y.Z", { query: "x-y.z=1" }, "1"],
+    ["#QUERY_<NAME> decodes then URL-encodes", "#QUERY_N", { query: "n=a+b%20c%2Fd" }, "a%20b%20c%2Fd"],
+    ["#QUERY_<NAME> of an empty value", "[#QUERY_N]", { query: "n=" }, "[]"],
+    ["#QUERY_<NAME> missing", "[#QUERY_MISSING]", { query: "n=1" }, "[]"],
+    ["#QUERY_<NAME> with no query at all", "[#QUERY_N]", { query: "" }, "[]"],
+    ["#QUERY_<NAME> repeated takes the first", "#QUERY_N", { query: "n=1&n=2" }, "1"],
+    ["a value with #ID is not expanded", "#QUERY_N #ID", { id: 9, query: "n=%23ID" }, "%23ID 9"],
+    ["a value with #QUERY_X is not expanded", "#QUERY_N", { query: "n=%23QUERY_X&x=1" }, "%23QUERY_X"],
+    ["a value with a quote", '{"n":"#QUERY_N"}', { query: "n=%22" }, '{"n":"%22"}'],
+    ["a value with unicode", "#QUERY_N", { query: "n=%C3%A9" }, "%C3%A9"],
+    ["an unknown placeholder stays", "#FOO #id", {}, "#FOO #id"],
+    ["a lone #", "# #ID", { id: 1 }, "# 1"],
+  ];
+  test.each(cases)("%s", (_name, template, over, expected) => {
+    expect(expandTemplate(template, conn(over))).toBe(expected);
+  });
+
+  const hostile = [
+    '"',
+    '"}',
+    '","_from":0,"x":"',
+    "\\",
+    '\\"',
+    "\n",
+    "\r\n",
+    "\u0000",
+    "\u2028",
+    "#ID",
+    "#QUERY_NAME",
+    "#ROOM#ROOM",
+    "%22",
+    "'",
+    "</script>",
+    "é漢🎉",
+    "a b+c&d=e",
+    "{}[]:,",
+  ];
+  test.each(hostile)("a value of %j cannot break the JSON around it", (value) => {
+    const query = new URLSearchParams({ name: value }).toString();
+    const template = '{"n":"#QUERY_NAME","r":"#ROOM","q":"#QUERY_STRING","a":"#REMOTE_ADDR","id":#ID}';
+    const out = expandTemplate(template, conn({ id: 5, room: value, query, remoteIp: "::1" }));
+    expect(out).not.toContain("\n");
+    const parsed = JSON.parse(out);
+    expect(Object.keys(parsed)).toEqual(["n", "r", "q", "a", "id"]);
+    expect(decodeURIComponent(parsed.n)).toBe(value);
+    // #ROOM keeps URL syntax (`%` included), so it is JSON-safe rather than reversible.
+    expect(parsed.r).toMatch(/^[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*$/);
+    if (!value.includes("%")) expect(decodeURIComponent(parsed.r)).toBe(value);
+    expect(parsed.id).toBe(5);
+    expect(parsed.a).toBe("[::1]:40000");
+  });
+
+  test.each(hostile)("a raw query string of %j cannot break the JSON either", (raw) => {
+    const out = expandTemplate('{"q":"#QUERY_STRING","n":"#QUERY_NAME"}', conn({ query: `name=${raw}` }));
+    expect(() => JSON.parse(out)).not.toThrow();
+  });
+});

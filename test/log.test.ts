@@ -1,0 +1,153 @@
+import { describe, expect, test } from "bun:test";
+import type { LogObject } from "consola/core";
+import type { LogFormat } from "../src/config.ts";
+import { createLogger, formatLine } from "../src/log.ts";
+
+const DATE = new Date("2024-05-06T07:08:09.010Z");
+
+function obj(over: Partial<LogObject>): LogObject {
+  return { date: DATE, level: 3, type: "info", tag: "", args: [], ...over };
+}
+
+/** A logger whose lines are collected instead of written to stderr. */
+function collect(format: LogFormat, verbosity: number) {
+  const lines: string[] = [];
+  const log = createLogger(format, verbosity, (line) => lines.push(line));
+  return { log, lines };
+}
+
+describe("formatLine", () => {
+  const text: [string, Partial<LogObject>, string][] = [
+    ["info", { args: ["listening"] }, "2024-05-06T07:08:09.010Z INFO  listening\n"],
+    ["warn", { type: "warn", args: ["careful"] }, "2024-05-06T07:08:09.010Z WARN  careful\n"],
+    ["error", { type: "error", args: ["broken"] }, "2024-05-06T07:08:09.010Z ERROR broken\n"],
+    ["debug", { type: "debug", args: ["detail"] }, "2024-05-06T07:08:09.010Z DEBUG detail\n"],
+    ["trace", { type: "trace", args: ["more"] }, "2024-05-06T07:08:09.010Z TRACE more\n"],
+    ["a tag", { tag: "lobby", args: ["hi"] }, "2024-05-06T07:08:09.010Z INFO  [lobby] hi\n"],
+    ["several arguments", { args: ["a", 1, true] }, "2024-05-06T07:08:09.010Z INFO  a 1 true\n"],
+    ["an object argument", { args: ["got", { a: 1 }] }, '2024-05-06T07:08:09.010Z INFO  got {"a":1}\n'],
+    [
+      "an Error argument",
+      { args: ["failed:", new Error("boom")] },
+      "2024-05-06T07:08:09.010Z INFO  failed: boom\n",
+    ],
+    [
+      "undefined arguments are left out",
+      { args: ["a", undefined, "b"] },
+      "2024-05-06T07:08:09.010Z INFO  a b\n",
+    ],
+    ["a message field", { message: "m", args: ["x"] }, "2024-05-06T07:08:09.010Z INFO  m x\n"],
+    ["no arguments", { args: [] }, "2024-05-06T07:08:09.010Z INFO  \n"],
+  ];
+  test.each(text)("text: %s", (_name, over, expected) => {
+    expect(formatLine("text", obj(over))).toBe(expected);
+  });
+
+  const json: [string, Partial<LogObject>, Record<string, string>][] = [
+    ["info", { args: ["listening"] }, { time: "2024-05-06T07:08:09.010Z", level: "info", msg: "listening" }],
+    [
+      "a tag",
+      { type: "warn", tag: "lobby", args: ["hi"] },
+      { time: DATE.toISOString(), level: "warn", msg: "hi", tag: "lobby" },
+    ],
+    [
+      "an object argument",
+      { args: ["got", { a: 1 }] },
+      { time: DATE.toISOString(), level: "info", msg: 'got {"a":1}' },
+    ],
+    [
+      "quotes and newlines",
+      { args: ['say "hi"\nbye'] },
+      { time: DATE.toISOString(), level: "info", msg: 'say "hi"\nbye' },
+    ],
+  ];
+  test.each(json)("json: %s", (_name, over, expected) => {
+    const line = formatLine("json", obj(over));
+    expect(line.endsWith("\n")).toBe(true);
+    expect(line.slice(0, -1)).not.toContain("\n");
+    expect(JSON.parse(line)).toEqual(expected);
+  });
+
+  test("an argument that cannot be serialised is still printed", () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(formatLine("text", obj({ args: ["x", cyclic, 10n] }))).toBe(
+      "2024-05-06T07:08:09.010Z INFO  x [object Object] 10\n",
+    );
+  });
+});
+
+describe("createLogger", () => {
+  const levels: [number, string[]][] = [
+    [0, ["fatal", "error", "warn", "info"]],
+    [1, ["fatal", "error", "warn", "info", "debug"]],
+    [2, ["fatal", "error", "warn", "info", "debug", "trace"]],
+    [5, ["fatal", "error", "warn", "info", "debug", "trace"]],
+  ];
+  test.each(levels)("verbosity %d shows %j", (verbosity, shown) => {
+    const { log, lines } = collect("json", verbosity);
+    log.fatal("f");
+    log.error("e");
+    log.warn("w");
+    log.info("i");
+    log.debug("d");
+    log.trace("t");
+    expect(lines.map((l) => JSON.parse(l).level)).toEqual(shown);
+  });
+
+  test("text lines: ISO time, padded level, message", () => {
+    const { log, lines } = collect("text", 0);
+    log.info("listening on", "0.0.0.0:9000");
+    log.warn("slow client");
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO {2}listening on 0\.0\.0\.0:9000\n$/,
+    );
+    expect(lines[1]).toMatch(/^\S+ WARN {2}slow client\n$/);
+  });
+
+  test("json lines: one object each", () => {
+    const { log, lines } = collect("json", 0);
+    log.error("request failed:", new Error("boom"));
+    expect(lines).toHaveLength(1);
+    const line = JSON.parse(lines[0] as string);
+    expect(line).toMatchObject({ level: "error", msg: "request failed: boom" });
+    expect(Date.parse(line.time)).not.toBeNaN();
+    expect(Object.keys(line).sort()).toEqual(["level", "msg", "time"]);
+  });
+
+  test("withTag tags every line, in both formats", () => {
+    const text = collect("text", 1);
+    text.log.withTag("lobby").debug("spawned pid 12");
+    expect(text.lines[0]).toMatch(/ DEBUG \[lobby\] spawned pid 12\n$/);
+    const json = collect("json", 0);
+    json.log.withTag("lobby").info("joined");
+    expect(JSON.parse(json.lines[0] as string)).toMatchObject({ tag: "lobby", msg: "joined" });
+  });
+
+  test("a tagged logger keeps the verbosity of its parent", () => {
+    const { log, lines } = collect("text", 0);
+    const room = log.withTag("r");
+    room.debug("hidden");
+    room.info("shown");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain("shown");
+  });
+
+  test("never colour, even when the terminal would allow it", () => {
+    const { log, lines } = collect("text", 2);
+    log.info("a");
+    log.error("b");
+    log.success("c");
+    for (const line of lines) expect(line).not.toContain("\x1b[");
+  });
+
+  test("a burst of identical lines is folded rather than written again and again", () => {
+    const { log, lines } = collect("text", 0);
+    for (let i = 0; i < 50; i++) log.info("same line");
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.length).toBeLessThan(10);
+    log.info("different line");
+    expect(lines.at(-1)).toContain("different line");
+  });
+});
