@@ -11,7 +11,7 @@ class SequenceClient {
   gaps = 0;
   closed: { code: number; reason: string } | null = null;
   readonly opened: Promise<void>;
-  private readonly ws: WebSocket;
+  readonly ws: WebSocket;
 
   constructor(url: string) {
     this.ws = new WebSocket(url);
@@ -79,6 +79,7 @@ describe("flow control", () => {
     const good = [new SequenceClient(t.url("flood")), new SequenceClient(t.url("flood"))];
     await within(Promise.all(good.map((c) => c.opened)), "good clients open");
     const stalled = await stalledClient(t.server.port, "flood");
+    good[0]?.ws.send("go");
 
     await until(() => t.server.counters.slowClientsClosed === 1, "the stalled client to be closed", 20_000);
     // It was closed for its backlog, mid-stream, not because the stream ended.

@@ -327,7 +327,7 @@ describe("stdin", () => {
     a.close();
     await until(
       () => existsSync(file) && readFileSync(file, "utf8") === "hello\nworld\nbye 1\n",
-      "the lines in the file",
+      `the lines in the file (have ${JSON.stringify(existsSync(file) && readFileSync(file, "utf8"))})`,
     );
   });
 });
