@@ -1,4 +1,5 @@
 import type { Server, ServerWebSocket } from "bun";
+import type { MessageCache } from "./cache.ts";
 import { type ExitInfo, StdioChild } from "./child/stdio.ts";
 import type { Config } from "./config.ts";
 import { type Connection, childEnv, expandTemplate, type ServerInfo } from "./env.ts";
@@ -45,19 +46,32 @@ export class Room {
   readonly members = new Map<number, Client>();
   /** The child's last `"_meta": true` message, `_meta` removed. */
   metadata: Record<string, unknown> | null = null;
+  /** Connections accepted since the room opened. */
+  connectionsTotal = 0;
   private readonly child: StdioChild;
   private readonly log: Logger;
   private closed = false;
   /** Some client reported backpressure since the last sweep. */
   private pressure = false;
 
-  /** Spawns the room's child with the environment of the connection that opens it; throws SpawnError. */
+  /** Under JSON server framing, child lines are routed (`_to`, `_meta`); otherwise only read for `_cache`. */
+  private readonly routing: boolean;
+  private readonly cacheAll: boolean;
+
+  /**
+   * Spawns the room's child with the environment of the connection that opens it; throws SpawnError.
+   * `cache` is the room's `--cache` (a persisted one when the room reopens with `--cachepersist`), or null.
+   */
   constructor(
     readonly name: string,
     private readonly ctx: RoomContext,
     opener: Connection,
+    readonly cache: MessageCache | null,
   ) {
     const { config } = ctx;
+    this.routing = config.serverFrame === "json";
+    this.cacheAll = config.cache?.type === "all";
+    const { counters } = ctx;
     this.log = ctx.log.withTag(name);
     this.child = new StdioChild({
       cmd: config.cmd,
@@ -66,8 +80,15 @@ export class Room {
       searchPath: process.env.PATH,
       maxBuffer: config.maxBuffer,
       graceMs: config.graceMs,
-      onMessage: config.serverFrame === "json" ? this.routeMessage : this.broadcast,
+      // Reading routing keys costs a look at each line; plain rooms broadcast without one.
+      onMessage: this.routing || config.cache?.type === "tagged" ? this.routeMessage : this.broadcast,
       onChunkEnd: this.sweepSlowClients,
+      onRead: (bytes) => {
+        counters.bytesFromChild += bytes;
+      },
+      onWritten: (bytes) => {
+        counters.bytesToChild += bytes;
+      },
       onStderr: (line) => this.log.log(line),
       onOversize: (chars) => {
         ctx.counters.oversizeMessages++;
@@ -75,13 +96,22 @@ export class Room {
       },
     });
     this.log.info(`started ${config.cmd} (pid ${this.child.pid})`);
-    this.child.done.then((exit) => this.childExited(exit));
+    this.child.done.then((exit) => {
+      if (exit.signal !== null) counters.childrenKilledBySignal++;
+      else if (exit.code === 0) counters.childrenExitedZero++;
+      else counters.childrenExitedNonZero++;
+      this.childExited(exit);
+    });
   }
 
   /** Adds a client: it receives the room's traffic from now on, and the child gets `--joinmsg`. */
   join(ws: Client): void {
     ws.data.room = this;
     this.members.set(ws.data.conn.id, ws);
+    this.connectionsTotal++;
+    // Replay and subscribe in one synchronous step: no child output can land between them, so the client sees
+    // the cache and then live traffic with nothing lost or repeated at the seam.
+    if (this.cache !== null) for (const message of this.cache.entries()) ws.send(message);
     ws.subscribe(this.name);
     const { joinMsg } = this.ctx.config;
     if (joinMsg !== null) this.toChild(expandTemplate(joinMsg, ws.data.conn));
@@ -126,7 +156,10 @@ export class Room {
   }
 
   private toChild(data: string | Uint8Array): void {
-    if (this.child.write(data, true)) return;
+    if (this.child.write(data, true)) {
+      this.ctx.counters.messagesToChild++;
+      return;
+    }
     this.ctx.counters.droppedToChild++;
     this.log.warn(
       `dropped a message to pid ${this.child.pid}: its stdin is full (${this.ctx.config.maxBuffer} bytes)`,
@@ -134,18 +167,25 @@ export class Room {
   }
 
   private readonly broadcast = (line: string): void => {
+    this.ctx.counters.messagesFromChild++;
     if (this.ctx.server.publish(this.name, line) <= 0) this.pressure = true;
+    if (this.cacheAll) this.cache?.push(line);
   };
 
   private readonly routeMessage = (line: string): void => {
     const routing = routeLine(line);
-    if (routing?.meta) {
+    if (routing === null) return this.broadcast(line);
+    if (this.routing && routing.meta !== null) {
+      this.ctx.counters.messagesFromChild++;
       this.metadata = routing.meta;
-    } else if (routing?.to) {
+    } else if (this.routing && routing.to !== null) {
+      // Routed messages are private: never cached.
+      this.ctx.counters.messagesFromChild++;
       const ws = this.members.get(routing.to);
       if (ws !== undefined && ws.send(line) <= 0) this.pressure = true;
     } else {
       this.broadcast(line);
+      if (routing.cache && !this.cacheAll) this.cache?.push(line);
     }
   };
 

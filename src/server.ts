@@ -1,9 +1,13 @@
 import type { Server } from "bun";
+import picomatch from "picomatch";
+import { answerApi, type RoomInfo } from "./api.ts";
+import { MessageCache } from "./cache.ts";
 import type { ExitInfo } from "./child/stdio.ts";
 import { VERSION } from "./cli.ts";
 import { type Config, RESERVED_ROOMS } from "./config.ts";
 import { passEnvFilter, remoteAddr } from "./env.ts";
 import type { Logger } from "./log.ts";
+import { CONTENT_TYPE, renderMetrics } from "./metrics.ts";
 import { type ClientData, closeReason, Room, type RoomContext } from "./room.ts";
 import { serveStatic } from "./static.ts";
 import { type Counters, createCounters } from "./stats.ts";
@@ -21,6 +25,12 @@ export interface RunningServer {
 
 const MAX_ID = 0xffff_ffff;
 
+/**
+ * With `--cachepersist`, caches of closed rooms are kept, at most this many (the least recently closed go
+ * first), so a stream of one-off room names cannot grow memory without bound.
+ */
+const MAX_PERSISTED_CACHES = 10_000;
+
 function text(status: number, body: string): Response {
   return new Response(`${body}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
 }
@@ -34,6 +44,8 @@ export function serve(config: Config, log: Logger): RunningServer {
   /** Children still being stopped after their room closed; shutdown waits for them. */
   const stopping = new Set<Promise<ExitInfo>>();
   const counters = createCounters();
+  const persisted = new Map<string, MessageCache>();
+  const roomAllowed = config.rooms === null ? null : picomatch(config.rooms, { dot: true });
   let nextId = 1;
   let oneshotTaken = false;
   let stopped: Promise<void> | null = null;
@@ -44,9 +56,20 @@ export function serve(config: Config, log: Logger): RunningServer {
 
   const onClosed = (room: Room, stop: Promise<ExitInfo>): void => {
     if (rooms.get(room.name) === room) rooms.delete(room.name);
+    if (config.cachePersist && room.cache !== null && room.cache.length > 0) {
+      persisted.delete(room.name);
+      persisted.set(room.name, room.cache);
+      if (persisted.size > MAX_PERSISTED_CACHES) persisted.delete(persisted.keys().next().value as string);
+    }
     stopping.add(stop);
     stop.finally(() => stopping.delete(stop));
     if (config.oneshot) void handle.stop();
+  };
+
+  const refuse = (status: number, why: string): Response => {
+    counters.refused++;
+    log.debug(`refused a websocket: ${why}`);
+    return text(status, why);
   };
 
   const upgrade = (req: Request, url: URL, server: Server<ClientData>): Response | undefined => {
@@ -57,13 +80,16 @@ export function serve(config: Config, log: Logger): RunningServer {
     try {
       name = decodeURIComponent(segment);
     } catch {
-      return text(400, "invalid room name: bad percent-encoding");
+      return refuse(400, "invalid room name: bad percent-encoding");
     }
-    if (name === "") return text(400, "no room: connect to /<room>");
-    if (RESERVED_ROOMS.has(name)) return text(400, `room name '${name}' is reserved`);
-    if (stopped) return text(503, "server is shutting down");
-    if (config.oneshot && oneshotTaken) return text(503, "--oneshot: already serving a client");
-    if (nextId > MAX_ID) return text(503, "connection IDs exhausted; restart the server");
+    if (name === "") return refuse(400, "no room: connect to /<room>");
+    if (RESERVED_ROOMS.has(name)) return refuse(400, `room name '${name}' is reserved`);
+    if (roomAllowed !== null && !roomAllowed(name))
+      return refuse(400, `room '${name}' is not allowed (--rooms)`);
+    if (stopped) return refuse(503, "server is shutting down");
+    if (config.oneshot && oneshotTaken) return refuse(503, "--oneshot: already serving a client");
+    if (tooManyRooms(name)) return refuse(503, `too many rooms: at most ${config.maxRooms} (--maxrooms)`);
+    if (nextId > MAX_ID) return refuse(503, "connection IDs exhausted; restart the server");
     const ip = server.requestIP(req);
     const data: ClientData = {
       conn: {
@@ -80,7 +106,7 @@ export function serve(config: Config, log: Logger): RunningServer {
       room: null,
       slow: false,
     };
-    if (!server.upgrade(req, { data })) return text(400, "expected a websocket upgrade");
+    if (!server.upgrade(req, { data })) return refuse(400, "expected a websocket upgrade");
     nextId++;
     if (config.oneshot) oneshotTaken = true;
     return undefined;
@@ -94,6 +120,18 @@ export function serve(config: Config, log: Logger): RunningServer {
       // A websocket is always a room (reserved names are refused there), whatever the path.
       if (req.headers.get("upgrade")?.toLowerCase() === "websocket") return upgrade(req, url, server);
       if (url.pathname === "/health") return Response.json({ status: "ok" });
+      if (config.metrics && url.pathname === "/metrics") {
+        return new Response(renderMetrics(roomSamples(), counters), {
+          headers: { "content-type": CONTENT_TYPE },
+        });
+      }
+      if (config.api && url.pathname.startsWith("/api/")) {
+        return answerApi(
+          url.pathname.slice("/api/".length),
+          (name) => roomInfo(rooms.get(name)),
+          () => [...rooms.values()].map((r) => roomInfo(r) as RoomInfo),
+        );
+      }
       if (config.staticDir !== null) return serveStatic(config.staticDir, req, url.pathname);
       return text(404, "not found");
     },
@@ -112,8 +150,14 @@ export function serve(config: Config, log: Logger): RunningServer {
         log.info(`client ${conn.id} joined room ${conn.room} from ${remoteAddr(conn)}`);
         let room = rooms.get(conn.room);
         if (room === undefined) {
+          // Checked again here: several upgrades for new rooms may have passed the check before any opened.
+          if (tooManyRooms(conn.room)) {
+            counters.refused++;
+            ws.close(1013, closeReason(`too many rooms: at most ${config.maxRooms} (--maxrooms)`));
+            return;
+          }
           try {
-            room = new Room(conn.room, ctx, conn);
+            room = new Room(conn.room, ctx, conn, takeCache(conn.room));
           } catch (err) {
             counters.spawnFailures++;
             log.withTag(conn.room).error((err as Error).message);
@@ -137,6 +181,27 @@ export function serve(config: Config, log: Logger): RunningServer {
       },
     },
   });
+
+  function tooManyRooms(name: string): boolean {
+    return config.maxRooms !== null && rooms.size >= config.maxRooms && !rooms.has(name);
+  }
+
+  function takeCache(name: string): MessageCache | null {
+    if (config.cache === null) return null;
+    const kept = persisted.get(name);
+    persisted.delete(name);
+    return kept ?? new MessageCache(config.cache.size);
+  }
+
+  function roomInfo(room: Room | undefined): RoomInfo | undefined {
+    return room && { name: room.name, connections: room.members.size, metadata: room.metadata };
+  }
+
+  function* roomSamples() {
+    for (const r of rooms.values()) {
+      yield { name: r.name, connectionsTotal: r.connectionsTotal, connectionsOpen: r.members.size };
+    }
+  }
 
   const ctx: RoomContext = {
     config,

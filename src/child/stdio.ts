@@ -20,6 +20,9 @@ export interface ChildOptions {
   onMessage: (line: string) => void;
   /** Called after all messages of one stdout chunk were delivered: the room checks slow clients here. */
   onChunkEnd: () => void;
+  /** Bytes read from stdout, and bytes written to stdin, for the metrics. */
+  onRead: (bytes: number) => void;
+  onWritten: (bytes: number) => void;
   onStderr: (line: string) => void;
   onOversize: (chars: number) => void;
 }
@@ -66,12 +69,17 @@ export class StdioChild {
     }
     this.pid = this.proc.pid;
     this.stdin = this.proc.stdin;
-    const stdout = this.readLines(this.proc.stdout, opts.onMessage, opts.onChunkEnd);
-    const stderr = this.readLines(this.proc.stderr, opts.onStderr, () => {});
+    const stdout = this.readLines(this.proc.stdout, opts.onMessage, opts.onChunkEnd, opts.onRead);
+    const stderr = this.readLines(
+      this.proc.stderr,
+      opts.onStderr,
+      () => {},
+      () => {},
+    );
     this.done = this.proc.exited.then(async () => {
       this.exited = true;
       // Whatever the child left running in its group goes with it; only then do the pipes reach EOF.
-      await this.endGroup();
+      await this.endGroup(false);
       await Promise.all([stdout, stderr]);
       const signal = this.proc.signalCode;
       return { code: this.proc.exitCode, signal: signal === null ? null : String(signal) };
@@ -117,12 +125,14 @@ export class StdioChild {
     // A number (or nothing, once stdin was closed) means everything was written.
     if (!(result instanceof Promise)) {
       this.queued = 0;
+      if (result) this.opts.onWritten(result);
       return;
     }
     // The pipe is full: the child reads slower than clients write. Count the bytes as pending until it drains.
     this.flushing = true;
     result.then(
-      () => {
+      (bytes) => {
+        this.opts.onWritten(bytes);
         this.flushing = false;
         this.queued = Math.max(0, this.queued - flushed);
         if (this.queued > 0) this.flush();
@@ -139,8 +149,9 @@ export class StdioChild {
   }
 
   /**
-   * Stops the child: SIGTERM to its process group, SIGKILL to the group once the grace period ends.
-   * Resolves when the child is gone and its output fully delivered.
+   * Stops the child: its stdin is closed first, so a child that ends on EOF does so with all its input read; one
+   * still running after the grace period gets SIGTERM, and SIGKILL after another grace period, both sent to its
+   * process group. Resolves when the child is gone and its output fully delivered.
    */
   stop(): Promise<ExitInfo> {
     try {
@@ -150,12 +161,14 @@ export class StdioChild {
     } catch {
       // already closed
     }
-    this.endGroup();
+    this.endGroup(true);
     return this.done;
   }
 
-  private endGroup(): Promise<void> {
+  /** Ends the child's process group: after an EOF grace period when asked to stop, at once when the child is gone. */
+  private endGroup(eofFirst: boolean): Promise<void> {
     this.stopping ??= (async () => {
+      if (eofFirst) await this.exitWithin(this.opts.graceMs);
       if (!this.signalGroup("SIGTERM")) return;
       const deadline = Date.now() + this.opts.graceMs;
       while (Date.now() < deadline) {
@@ -165,6 +178,17 @@ export class StdioChild {
       this.signalGroup("SIGKILL");
     })();
     return this.stopping;
+  }
+
+  /** Resolves when the child exits or `ms` passed, whichever is first, leaving no timer behind. */
+  private exitWithin(ms: number): Promise<void> {
+    let timer: Timer | undefined;
+    return Promise.race([
+      this.proc.exited.then(() => {}),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, ms);
+      }),
+    ]).finally(() => clearTimeout(timer));
   }
 
   /** Sends `signal` to the child's process group; false when the group no longer exists. */
@@ -181,10 +205,12 @@ export class StdioChild {
     stream: ReadableStream<Uint8Array>,
     onLine: (line: string) => void,
     onChunkEnd: () => void,
+    onRead: (bytes: number) => void,
   ): Promise<void> {
     const decoder = new TextDecoder();
     const splitter = new LineSplitter(this.opts.maxBuffer, onLine, this.opts.onOversize);
     for await (const chunk of stream) {
+      onRead(chunk.byteLength);
       splitter.push(decoder.decode(chunk, { stream: true }));
       onChunkEnd();
     }
