@@ -95,21 +95,7 @@ describe("encodeFrame", () => {
 
   test("the open and close notices", () => {
     const address = bytes("127.0.0.1:4000");
-    expect([...encodeOpen(5, "127.0.0.1:4000")]).toEqual([
-      0,
-      0,
-      0,
-      5,
-      0,
-      0,
-      0,
-      0x10,
-      0,
-      0,
-      0,
-      14,
-      ...address,
-    ]);
+    expect(encodeOpen(5, "127.0.0.1:4000")).toEqual(concat(header(5, 0x10, 14), address));
     expect([...encodeClose(0xffffffff)]).toEqual([255, 255, 255, 255, 0, 0, 0, 8, 0, 0, 0, 0]);
   });
 
