@@ -139,12 +139,6 @@ const SHORT: Readonly<Record<string, FlagName>> = { b: "binary", h: "help", V: "
 
 /** Flags whose behaviour belongs to a later issue: parsed and validated, then refused rather than ignored. */
 const NOT_YET: Readonly<Partial<Record<FlagName, string>>> = {
-  cache: "room operations",
-  cachepersist: "room operations",
-  metrics: "room operations",
-  api: "room operations",
-  rooms: "room operations",
-  maxrooms: "room operations",
   tcp: "transports",
   delay: "transports",
   binary: "transports",

@@ -174,8 +174,9 @@ export class Room {
 
   private readonly routeMessage = (line: string): void => {
     const routing = routeLine(line);
-    if (routing === null) return this.broadcast(line);
-    if (this.routing && routing.meta !== null) {
+    if (routing === null) {
+      this.broadcast(line);
+    } else if (this.routing && routing.meta !== null) {
       this.ctx.counters.messagesFromChild++;
       this.metadata = routing.meta;
     } else if (this.routing && routing.to !== null) {

@@ -371,17 +371,26 @@ describe("rejected command lines", () => {
   });
 });
 
+describe("room operation flags", () => {
+  const cases: [string, string[], Partial<Config>][] = [
+    ["--cache 8", ["--cache", "8", "cat"], { cache: { type: "all", size: 8 } }],
+    ["--cache=tagged:64", ["--cache=tagged:64", "cat"], { cache: { type: "tagged", size: 64 } }],
+    ["--cache all:1", ["--cache", "all:1", "cat"], { cache: { type: "all", size: 1 } }],
+    ["--cachepersist", ["--cache", "1", "--cachepersist", "cat"], { cachePersist: true }],
+    ["--metrics", ["--metrics", "cat"], { metrics: true }],
+    ["--api", ["--api", "cat"], { api: true }],
+    ["--stats (old name of --api)", ["--stats", "cat"], { api: true }],
+    ["--rooms", ["--rooms", "a, game-*", "cat"], { rooms: ["a", "game-*"] }],
+    ["--maxrooms", ["--maxrooms", "4", "cat"], { maxRooms: 4 }],
+    ["--maxforks (old name of --maxrooms)", ["--maxforks", "4", "cat"], { maxRooms: 4 }],
+  ];
+  test.each(cases)("%s", (_name, argv, expected) => {
+    expect(resolveConfig(argv)).toMatchObject(expected);
+  });
+});
+
 describe("flags that are not supported yet", () => {
   const cases: [string, string[], string][] = [
-    ["--cache 8", ["--cache", "8", "cat"], "--cache"],
-    ["--cache=tagged:64", ["--cache=tagged:64", "cat"], "--cache"],
-    ["--cachepersist", ["--cachepersist", "cat"], "--cachepersist"],
-    ["--metrics", ["--metrics", "cat"], "--metrics"],
-    ["--api", ["--api", "cat"], "--api"],
-    ["--stats (old name of --api)", ["--stats", "cat"], "--api"],
-    ["--rooms", ["--rooms", "a,game-*", "cat"], "--rooms"],
-    ["--maxrooms", ["--maxrooms", "4", "cat"], "--maxrooms"],
-    ["--maxforks (old name of --maxrooms)", ["--maxforks", "4", "cat"], "--maxrooms"],
     ["--tcp", ["--tcp", "cat"], "--tcp"],
     ["--delay", ["--delay", "2", "cat"], "--delay"],
     ["--cmd-attach-delay (old name of --delay)", ["--cmd-attach-delay", "2", "cat"], "--delay"],

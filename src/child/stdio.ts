@@ -97,10 +97,10 @@ export class StdioChild {
     if (this.queued + size > this.opts.maxBuffer) return false;
     this.queued += size;
     try {
-      if (typeof data === "string") this.settle(this.stdin.write(newline ? `${data}\n` : data));
+      if (typeof data === "string") this.put(newline ? `${data}\n` : data, size);
       else {
-        this.settle(this.stdin.write(data));
-        if (newline) this.settle(this.stdin.write("\n"));
+        this.put(data, data.byteLength);
+        if (newline) this.put("\n", 1);
       }
     } catch {
       return false; // the child closed its stdin; its exit ends the room
@@ -125,14 +125,12 @@ export class StdioChild {
     // A number (or nothing, once stdin was closed) means everything was written.
     if (!(result instanceof Promise)) {
       this.queued = 0;
-      if (result) this.opts.onWritten(result);
       return;
     }
     // The pipe is full: the child reads slower than clients write. Count the bytes as pending until it drains.
     this.flushing = true;
     result.then(
-      (bytes) => {
-        this.opts.onWritten(bytes);
+      () => {
         this.flushing = false;
         this.queued = Math.max(0, this.queued - flushed);
         if (this.queued > 0) this.flush();
@@ -142,6 +140,16 @@ export class StdioChild {
       },
     );
   };
+
+  /** Hands one chunk to the sink and counts its UTF-8 bytes (the sink's answer; `estimate` when it is pending). */
+  private put(chunk: string | Uint8Array, estimate: number): void {
+    const accepted: unknown = this.stdin.write(chunk);
+    if (typeof accepted === "number") this.opts.onWritten(accepted);
+    else {
+      this.settle(accepted);
+      this.opts.onWritten(estimate);
+    }
+  }
 
   /** A write the sink could not finish at once returns a promise; its rejection (EPIPE) must not go unhandled. */
   private settle(result: unknown): void {

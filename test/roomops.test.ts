@@ -1,0 +1,301 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { FIXTURES, start, stopAll, TestClient, until } from "./helpers.ts";
+
+afterEach(stopAll);
+
+async function metrics(t: ReturnType<typeof start>): Promise<string> {
+  const res = await fetch(t.http("/metrics"));
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toBe("application/openmetrics-text; version=1.0.0; charset=utf-8");
+  return res.text();
+}
+
+/** The value of one sample line, or undefined when the series is absent. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+async function api(
+  t: ReturnType<typeof start>,
+  path: string,
+): Promise<{ status: number; body: unknown; cors: string | null }> {
+  const res = await fetch(t.http(path));
+  return { status: res.status, body: await res.json(), cors: res.headers.get("access-control-allow-origin") };
+}
+
+describe("--metrics", () => {
+  test("upstream families by room, with open gauges that follow connects, leaves and room closes", async () => {
+    const t = start(["--metrics", "cat"]);
+    const a = await TestClient.open(t.url("lobby"));
+    const b = await TestClient.open(t.url("lobby"));
+    const c = await TestClient.open(t.url("game"));
+    let text = await metrics(t);
+    expect(text).toContain("# TYPE scalesocket_websocket_connections counter\n");
+    expect(text).toContain("# TYPE scalesocket_websocket_connections_open gauge\n");
+    expect(text).toContain("# HELP scalesocket_websocket_connections ");
+    expect(text.endsWith("# EOF\n")).toBe(true);
+    expect(sample(text, 'scalesocket_websocket_connections_total{room="lobby"}')).toBe(2);
+    expect(sample(text, 'scalesocket_websocket_connections_open{room="lobby"}')).toBe(2);
+    expect(sample(text, 'scalesocket_websocket_connections_total{room="game"}')).toBe(1);
+    expect(sample(text, "scalesocket_rooms_open")).toBe(2);
+    expect(sample(text, "scalesocket_children_spawned_total")).toBe(2);
+
+    b.close();
+    await b.waitClosed();
+    await until(() => t.server.rooms.get("lobby")?.members.size === 1, "b to leave");
+    text = await metrics(t);
+    expect(sample(text, 'scalesocket_websocket_connections_total{room="lobby"}')).toBe(2);
+    expect(sample(text, 'scalesocket_websocket_connections_open{room="lobby"}')).toBe(1);
+
+    c.close();
+    await until(() => !t.server.rooms.has("game"), "the game room to close");
+    text = await metrics(t);
+    expect(sample(text, 'scalesocket_websocket_connections_open{room="game"}')).toBeUndefined();
+    expect(sample(text, 'scalesocket_websocket_connections_total{room="game"}')).toBeUndefined();
+    expect(sample(text, "scalesocket_rooms_open")).toBe(1);
+    a.send("x");
+    expect(await a.next()).toBe("x");
+  });
+
+  test("traffic, children and drops are counted", async () => {
+    const t = start(["--metrics", "--frame=json", `${FIXTURES}exit-after-line.sh`, "--", "4"]);
+    const a = await TestClient.open(t.url("r"));
+    a.send("not json");
+    a.send('{"n":1}');
+    expect(await a.next()).toBe('bye {"_from":1,"n":1}');
+    await a.waitClosed();
+    await until(() => t.server.counters.childrenExitedNonZero === 1, "the exit to be counted");
+    const text = await metrics(t);
+    expect(sample(text, 'scalesocket_messages_total{direction="client_to_child"}')).toBe(1);
+    expect(sample(text, 'scalesocket_messages_total{direction="child_to_room"}')).toBe(1);
+    expect(sample(text, 'scalesocket_bytes_total{direction="client_to_child"}')).toBe(
+      '{"_from":1,"n":1}\n'.length,
+    );
+    expect(sample(text, 'scalesocket_bytes_total{direction="child_to_room"}')).toBe(
+      'bye {"_from":1,"n":1}\n'.length,
+    );
+    expect(sample(text, 'scalesocket_messages_dropped_total{reason="invalid_client_message"}')).toBe(1);
+    expect(sample(text, 'scalesocket_children_exited_total{how="code_nonzero"}')).toBe(1);
+    expect(sample(text, "scalesocket_rooms_open")).toBe(0);
+  });
+
+  test("room label values are escaped", async () => {
+    const t = start(["--metrics", "cat"]);
+    await TestClient.open(t.url(encodeURIComponent('a"b\\c\nd')));
+    const text = await metrics(t);
+    expect(sample(text, 'scalesocket_websocket_connections_open{room="a\\"b\\\\c\\nd"}')).toBe(1);
+  });
+
+  test("without --metrics there is no /metrics", async () => {
+    const t = start(["cat"]);
+    expect((await fetch(t.http("/metrics"))).status).toBe(404);
+  });
+});
+
+describe("--api", () => {
+  test("rooms, one room, connections and metadata, with CORS", async () => {
+    const t = start(["--api", "--frame=json", "cat"]);
+    expect(await api(t, "/api/rooms")).toEqual({ status: 200, body: [], cors: "*" });
+    const a = await TestClient.open(t.url("lobby"));
+    await TestClient.open(t.url("lobby"));
+    await TestClient.open(t.url("game%201"));
+    expect((await api(t, "/api/rooms")).body).toEqual([
+      { name: "lobby", connections: 2, metadata: null },
+      { name: "game 1", connections: 1, metadata: null },
+    ]);
+    expect((await api(t, "/api/rooms/")).body).toHaveLength(2);
+    expect(await api(t, "/api/lobby/")).toEqual({
+      status: 200,
+      body: { name: "lobby", connections: 2, metadata: null },
+      cors: "*",
+    });
+    expect((await api(t, "/api/game%201/connections")).body).toBe(1);
+    expect((await api(t, "/api/lobby/metadata")).body).toBeNull();
+
+    a.send('{"_meta":true,"map":"forest"}');
+    a.send('{"sync":1}');
+    expect(await a.next()).toBe('{"_from":1,"sync":1}');
+    expect((await api(t, "/api/lobby/metadata")).body).toEqual({ _from: 1, map: "forest" });
+    a.send('{"_meta":true,"map":"desert"}');
+    a.send('{"sync":2}');
+    expect(await a.next()).toBe('{"_from":1,"sync":2}');
+    expect((await api(t, "/api/lobby/")).body).toEqual({
+      name: "lobby",
+      connections: 2,
+      metadata: { _from: 1, map: "desert" },
+    });
+
+    const missing = await api(t, "/api/nowhere/");
+    expect(missing.status).toBe(404);
+    expect(missing.body).toEqual({ error: "no open room 'nowhere'" });
+    expect((await api(t, "/api/lobby/bogus")).status).toBe(404);
+  });
+
+  test("metadata is cleared when the room closes", async () => {
+    const t = start(["--api", "--frame=json", "cat"]);
+    const a = await TestClient.open(t.url("r"));
+    a.send('{"_meta":true,"v":1}');
+    a.send("{}");
+    await a.next();
+    expect((await api(t, "/api/r/metadata")).body).toEqual({ _from: 1, v: 1 });
+    a.close();
+    await until(() => t.server.rooms.size === 0, "the room to close");
+    expect((await api(t, "/api/r/metadata")).status).toBe(404);
+    const b = await TestClient.open(t.url("r"));
+    b.send("{}");
+    await b.next();
+    expect((await api(t, "/api/r/metadata")).body).toBeNull();
+  });
+
+  test("--stats is the old name of --api", async () => {
+    const t = start(["--stats", "cat"]);
+    expect((await api(t, "/api/rooms")).body).toEqual([]);
+  });
+});
+
+describe("--cache", () => {
+  /** Prints 1..n, one per line, then echoes stdin. */
+  const counter = (n: number) => [
+    "sh",
+    "--",
+    "-c",
+    `i=1; while [ $i -le ${n} ]; do echo $i; i=$((i+1)); done; exec cat`,
+  ];
+
+  for (const size of [1, 8, 64]) {
+    test(`all:${size} replays the last ${size} messages, oldest first, then live traffic`, async () => {
+      const t = start(["--cache", String(size), ...counter(100)]);
+      const a = await TestClient.open(t.url("r"));
+      await a.waitFor(100);
+      const b = await TestClient.open(t.url("r"));
+      await b.waitFor(size);
+      a.send("live");
+      expect(await a.next()).toBe("1");
+      expect(await b.next()).toBe(String(101 - size));
+      await b.waitFor(size + 1);
+      expect(b.received).toEqual([...Array.from({ length: size }, (_, i) => String(101 - size + i)), "live"]);
+    });
+  }
+
+  test("tagged keeps only JSON messages with _cache: true; routed and _meta messages are never cached", async () => {
+    const t = start(["--cache", "tagged:8", "--frame=json", "cat"]);
+    const a = await TestClient.open(t.url("r"));
+    a.send('{"_cache":true,"n":1}');
+    a.send('{"n":2}');
+    a.send('{"_cache":true,"_to":1,"n":3}');
+    a.send('{"_cache":true,"_meta":true,"n":4}');
+    a.send('{"_cache":true,"n":5}');
+    await a.waitFor(4);
+    const b = await TestClient.open(t.url("r"));
+    await b.waitFor(2);
+    a.send('{"n":6}');
+    await b.waitFor(3);
+    expect(b.received).toEqual([
+      '{"_from":1,"_cache":true,"n":1}',
+      '{"_from":1,"_cache":true,"n":5}',
+      '{"_from":1,"n":6}',
+    ]);
+  });
+
+  test("all: routed and _meta messages are not cached either", async () => {
+    const t = start(["--cache", "all:8", "--frame=json", "cat"]);
+    const a = await TestClient.open(t.url("r"));
+    a.send('{"_to":1,"n":1}');
+    a.send('{"_meta":true,"n":2}');
+    a.send('{"n":3}');
+    await a.waitFor(2);
+    const b = await TestClient.open(t.url("r"));
+    await b.waitFor(1);
+    a.send('{"n":4}');
+    await b.waitFor(2);
+    expect(b.received).toEqual(['{"_from":1,"n":3}', '{"_from":1,"n":4}']);
+  });
+
+  test("replay racing live output: every joining client sees a gap-free, duplicate-free sequence", async () => {
+    const t = start(["--cache", "64", `${FIXTURES}flood.sh`, "--", "20000", "20"]);
+    const first = await TestClient.open(t.url("race"));
+    first.send("go");
+    const joined: TestClient[] = [];
+    for (let i = 0; i < 8; i++) {
+      await first.waitFor(500 * (i + 1));
+      joined.push(await TestClient.open(t.url("race")));
+    }
+    const lastLine = async (c: TestClient) => {
+      await until(() => String(c.received.at(-1)).startsWith("20000 "), "the last line", 15_000);
+    };
+    await Promise.all([first, ...joined].map(lastLine));
+    for (const c of joined) {
+      const numbers = c.received.map((m) => Number(String(m).split(" ")[0]));
+      expect(numbers.length).toBeGreaterThan(64);
+      for (let i = 1; i < numbers.length; i++) expect(numbers[i]).toBe((numbers[i - 1] as number) + 1);
+    }
+  }, 30_000);
+
+  test("without --cachepersist the cache dies with the room; with it, a reopened room replays it", async () => {
+    for (const persist of [false, true]) {
+      const t = start(["--cache", "8", ...(persist ? ["--cachepersist"] : []), "cat"]);
+      const a = await TestClient.open(t.url("r"));
+      a.send("kept");
+      expect(await a.next()).toBe("kept");
+      a.close();
+      await until(() => t.server.rooms.size === 0, "the room to close");
+      const b = await TestClient.open(t.url("r"));
+      b.send("new");
+      await b.waitFor(persist ? 2 : 1);
+      expect(b.received).toEqual(persist ? ["kept", "new"] : ["new"]);
+      await stopAll();
+    }
+  });
+});
+
+describe("--rooms and --maxrooms", () => {
+  async function status(t: ReturnType<typeof start>, room: string): Promise<number> {
+    const res = await fetch(t.http(`/${room}`), {
+      headers: {
+        Connection: "Upgrade",
+        Upgrade: "websocket",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+      },
+    });
+    await res.arrayBuffer();
+    return res.status;
+  }
+
+  test("--rooms accepts listed names and globs only", async () => {
+    const t = start(["--rooms", "lobby,game-*", "cat"]);
+    const lobby = await TestClient.open(t.url("lobby"));
+    const game = await TestClient.open(t.url("game-42"));
+    expect(await status(t, "other")).toBe(400);
+    expect(await status(t, "game")).toBe(400);
+    expect(await status(t, "lobby2")).toBe(400);
+    lobby.send("a");
+    game.send("b");
+    expect(await lobby.next()).toBe("a");
+    expect(await game.next()).toBe("b");
+    expect(t.server.counters.refused).toBe(3);
+  });
+
+  test("--maxrooms refuses a new room while full, admits existing rooms, and recovers when one closes", async () => {
+    const t = start(["--maxrooms", "2", "cat"]);
+    const a = await TestClient.open(t.url("one"));
+    await TestClient.open(t.url("two"));
+    expect(await status(t, "three")).toBe(503);
+    const again = await TestClient.open(t.url("one"));
+    again.send("joined");
+    expect(await a.next()).toBe("joined");
+    a.close();
+    again.close();
+    await until(() => !t.server.rooms.has("one"), "room one to close");
+    const three = await TestClient.open(t.url("three"));
+    three.send("ok");
+    expect(await three.next()).toBe("ok");
+  });
+
+  test("--maxforks is the old name of --maxrooms", async () => {
+    const t = start(["--maxforks", "1", "cat"]);
+    await TestClient.open(t.url("one"));
+    expect(await status(t, "two")).toBe(503);
+  });
+});
