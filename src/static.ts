@@ -15,7 +15,9 @@ export async function resolveStaticPath(root: string, urlPath: string): Promise<
   }
   if (decoded.includes("\0") || decoded.includes("\\")) return null;
   const segments = decoded.split("/").filter((s) => s !== "");
-  if (segments.some((s) => s === "." || s === "..")) return null;
+  // Dot segments never; hidden files (`.env`, `.git/`) neither: a static folder often sits in a project.
+  // `.well-known` stays reachable for the conventions that live there.
+  if (segments.some((s) => s.startsWith(".") && s !== ".well-known")) return null;
   return fileInside(root, join(root, ...segments), true);
 }
 

@@ -39,6 +39,11 @@ for (const [name, body] of Object.entries(FILES)) writeFileSync(join(ROOT, name)
 writeFileSync(join(BASE, "outside/secret.txt"), "secret");
 writeFileSync(join(BASE, "site-evil/x.txt"), "evil");
 symlinkSync(".", join(ROOT, "loop/index.html"));
+writeFileSync(join(ROOT, ".env"), "SECRET=1");
+mkdirSync(join(ROOT, ".git"));
+writeFileSync(join(ROOT, ".git/config"), "[core]");
+mkdirSync(join(ROOT, ".well-known"));
+writeFileSync(join(ROOT, ".well-known/security.txt"), "Contact: x");
 symlinkSync("style.css", join(ROOT, "inside-link"));
 symlinkSync("sub", join(ROOT, "dir-link"));
 symlinkSync("../outside/secret.txt", join(ROOT, "outside-link"));
@@ -62,6 +67,7 @@ describe("resolveStaticPath", () => {
     ["/dir-link", "sub/index.html"],
     ["/dir-link/page.html", "sub/page.html"],
     ["/notes.txt/", "notes.txt"],
+    ["/.well-known/security.txt", ".well-known/security.txt"],
   ];
   test.each(served)("%j serves %s", async (urlPath, file) => {
     expect(await resolveStaticPath(ROOT, urlPath)).toBe(join(ROOT, file));
@@ -95,6 +101,9 @@ describe("resolveStaticPath", () => {
     ["a lone %", "/index%.html"],
     ["invalid UTF-8", "/%C3%28"],
     ["an absolute path in the URL", "//etc/passwd"],
+    ["a hidden file", "/.env"],
+    ["a file in a hidden directory", "/.git/config"],
+    ["an encoded hidden file", "/%2eenv"],
   ];
   test.each(refused)("%s is refused", async (_name, urlPath) => {
     expect(await resolveStaticPath(ROOT, urlPath)).toBeNull();
