@@ -137,15 +137,6 @@ const RENAMED: Readonly<Record<string, FlagName>> = {
 
 const SHORT: Readonly<Record<string, FlagName>> = { b: "binary", h: "help", V: "version" };
 
-/** Flags whose behaviour belongs to a later issue: parsed and validated, then refused rather than ignored. */
-const NOT_YET: Readonly<Partial<Record<FlagName, string>>> = {
-  tcp: "transports",
-  delay: "transports",
-  binary: "transports",
-  delimiters: "transports",
-  null: "transports",
-};
-
 export interface Prescanned {
   /** Flags rewritten to `--name` or `--name=value`, and positionals, ready for citty. */
   argv: string[];
@@ -250,7 +241,12 @@ export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(
     binary: a.binary === true,
     cache: a.cache === undefined ? null : parseCache(a.cache),
     cachePersist: a.cachepersist === true,
-    delay: a.delay === undefined ? null : parseSeconds("delay", a.delay),
+    delay:
+      a.delay === undefined
+        ? a.tcp === true
+          ? DEFAULTS.tcpDelaySeconds
+          : null
+        : parseSeconds("delay", a.delay),
     delimiters: a.null === true ? "\0" : (a.delimiters ?? null),
     clientFrame,
     serverFrame,
@@ -271,20 +267,30 @@ export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(
     graceMs: Math.round(parseSeconds("grace", a.grace ?? String(DEFAULTS.graceSeconds)) * 1000),
   };
 
-  // Refused only now, after every value was validated: `--cache=bogus` is a mistake to report as such.
-  for (const [flag, issue] of Object.entries(NOT_YET)) {
-    if (a[flag] !== undefined && a[flag] !== false) {
-      throw new UsageError(`--${flag} is not supported yet (comes with the ${issue} work)`);
-    }
-  }
-  for (const [flag, mode] of [
-    ["clientframe", clientFrame],
-    ["serverframe", serverFrame],
-  ] as const) {
-    if (mode === "gwsocket")
-      throw new UsageError(`--${flag}=gwsocket is not supported yet (comes with the transports work)`);
-  }
+  checkCombinations(config);
   return config;
+}
+
+/** Flags that are each valid but make no sense together: refused rather than one silently ignored. */
+function checkCombinations(c: Config): void {
+  if (c.delimiters !== null && /[^\x00-\x7f]/.test(c.delimiters)) {
+    throw new UsageError(
+      `invalid value '${c.delimiters}' for --delimiters: only ASCII characters can delimit`,
+    );
+  }
+  if (c.binary && (c.clientFrame === "json" || c.serverFrame === "json")) {
+    throw new UsageError("--binary conflicts with JSON framing (JSON messages are text)");
+  }
+  if (c.serverFrame === "gwsocket" && c.delimiters !== null) {
+    throw new UsageError(
+      `--${c.delimiters === "\0" ? "null" : "delimiters"} conflicts with gwsocket framing (its frames carry their length)`,
+    );
+  }
+  if (c.clientFrame === "gwsocket" && (c.joinMsg !== null || c.leaveMsg !== null)) {
+    throw new UsageError(
+      `--${c.joinMsg !== null ? "joinmsg" : "leavemsg"} conflicts with gwsocket framing (it announces clients with open and close frames)`,
+    );
+  }
 }
 
 function parseFraming(

@@ -1,8 +1,11 @@
 import type { Server, ServerWebSocket } from "bun";
 import type { MessageCache } from "./cache.ts";
-import { type ExitInfo, StdioChild } from "./child/stdio.ts";
+import type { ByteSplitter } from "./child/bytesplit.ts";
+import { Child, type ExitInfo } from "./child/child.ts";
+import { outputSplitter } from "./child/output.ts";
 import type { Config } from "./config.ts";
-import { type Connection, childEnv, expandTemplate, type ServerInfo } from "./env.ts";
+import { type Connection, childEnv, expandTemplate, remoteAddr, type ServerInfo } from "./env.ts";
+import { encodeClose, encodeFrame, encodeOpen, FrameType, GwsocketParser } from "./framing/gwsocket.ts";
 import { routeLine, stampFrom } from "./framing/json.ts";
 import type { Logger } from "./log.ts";
 import type { Counters } from "./stats.ts";
@@ -29,6 +32,9 @@ export interface RoomContext {
   onClosed: (room: Room, stopped: Promise<ExitInfo>) => void;
 }
 
+/** With `--tcp`: how long after `--delay` a child may take to listen before the room gives up on it. */
+export const TCP_CONNECT_TIMEOUT_MS = 10_000;
+
 /** Close reasons are limited to 123 bytes by RFC 6455. */
 export function closeReason(text: string): string {
   const bytes = new TextEncoder().encode(text);
@@ -39,8 +45,8 @@ export function closeReason(text: string): string {
 const utf8 = new TextDecoder();
 
 /**
- * A room: one child process shared by its clients. It owns the child, the members and the metadata; child
- * output is fanned out with `server.publish` on the room's topic, so Bun does the per-client work natively.
+ * A room: one child process shared by its clients. It owns the child, the members, the cache and the metadata;
+ * child output is fanned out with `server.publish` on the room's topic, so Bun does the per-client work natively.
  */
 export class Room {
   readonly members = new Map<number, Client>();
@@ -48,54 +54,65 @@ export class Room {
   metadata: Record<string, unknown> | null = null;
   /** Connections accepted since the room opened. */
   connectionsTotal = 0;
-  private readonly child: StdioChild;
+  private readonly child: Child;
   private readonly log: Logger;
   private closed = false;
   /** Some client reported backpressure since the last sweep. */
   private pressure = false;
-
   /** Under JSON server framing, child lines are routed (`_to`, `_meta`); otherwise only read for `_cache`. */
   private readonly routing: boolean;
   private readonly cacheAll: boolean;
+  /** Text mode ends each client message with a newline; binary and gwsocket write exactly what they are given. */
+  private readonly newline: boolean;
 
   /**
    * Spawns the room's child with the environment of the connection that opens it; throws SpawnError.
-   * `cache` is the room's `--cache` (a persisted one when the room reopens with `--cachepersist`), or null.
+   * `cache` is the room's `--cache` (a persisted one when the room reopens with `--cachepersist`), or null;
+   * `tcpPort` the port the child listens on with `--tcp`, or null.
    */
   constructor(
     readonly name: string,
     private readonly ctx: RoomContext,
     opener: Connection,
     readonly cache: MessageCache | null,
+    readonly tcpPort: number | null,
   ) {
-    const { config } = ctx;
+    const { config, counters } = ctx;
     this.routing = config.serverFrame === "json";
     this.cacheAll = config.cache?.type === "all";
-    const { counters } = ctx;
+    this.newline = !config.binary && config.clientFrame !== "gwsocket";
     this.log = ctx.log.withTag(name);
-    this.child = new StdioChild({
+    this.child = new Child({
       cmd: config.cmd,
       args: config.args,
-      env: childEnv(ctx.passEnv, process.env, opener, ctx.serverInfo),
+      env: childEnv(
+        ctx.passEnv,
+        process.env,
+        opener,
+        ctx.serverInfo,
+        tcpPort === null ? {} : { PORT: String(tcpPort) },
+      ),
       searchPath: process.env.PATH,
       maxBuffer: config.maxBuffer,
       graceMs: config.graceMs,
-      // Reading routing keys costs a look at each line; plain rooms broadcast without one.
-      onMessage: this.routing || config.cache?.type === "tagged" ? this.routeMessage : this.broadcast,
+      delayMs: Math.round((config.delay ?? 0) * 1000),
+      tcpPort,
+      connectTimeoutMs: TCP_CONNECT_TIMEOUT_MS,
+      output: this.outputFor(config),
       onChunkEnd: this.sweepSlowClients,
+      onLog: (line) => this.log.log(line),
+      onOversizeLog: (chars) => this.log.warn(`dropped a log line of ${chars} characters`),
       onRead: (bytes) => {
         counters.bytesFromChild += bytes;
       },
       onWritten: (bytes) => {
         counters.bytesToChild += bytes;
       },
-      onStderr: (line) => this.log.log(line),
-      onOversize: (chars) => {
-        ctx.counters.oversizeMessages++;
-        this.log.warn(`dropped a child message of more than ${chars} characters (limit ${config.maxBuffer})`);
-      },
+      onAttachFailed: (reason) => this.fail(reason),
     });
-    this.log.info(`started ${config.cmd} (pid ${this.child.pid})`);
+    this.log.info(
+      `started ${config.cmd} (pid ${this.child.pid}${tcpPort === null ? "" : `, port ${tcpPort}`})`,
+    );
     this.child.done.then((exit) => {
       if (exit.signal !== null) counters.childrenKilledBySignal++;
       else if (exit.code === 0) counters.childrenExitedZero++;
@@ -104,7 +121,7 @@ export class Room {
     });
   }
 
-  /** Adds a client: it receives the room's traffic from now on, and the child gets `--joinmsg`. */
+  /** Adds a client: it receives the cache, then the room's traffic; the child hears of it (`--joinmsg`). */
   join(ws: Client): void {
     ws.data.room = this;
     this.members.set(ws.data.conn.id, ws);
@@ -113,15 +130,17 @@ export class Room {
     // the cache and then live traffic with nothing lost or repeated at the seam.
     if (this.cache !== null) for (const message of this.cache.entries()) ws.send(message);
     ws.subscribe(this.name);
-    const { joinMsg } = this.ctx.config;
-    if (joinMsg !== null) this.toChild(expandTemplate(joinMsg, ws.data.conn));
+    const { conn } = ws.data;
+    if (this.ctx.config.clientFrame === "gwsocket") this.toChild(encodeOpen(conn.id, remoteAddr(conn)));
+    else if (this.ctx.config.joinMsg !== null) this.toChild(expandTemplate(this.ctx.config.joinMsg, conn));
   }
 
-  /** Removes a client; the child gets `--leavemsg`, and the last one out stops the child. */
+  /** Removes a client; the child hears of it (`--leavemsg`), and the last one out stops the child. */
   leave(ws: Client): void {
     if (!this.members.delete(ws.data.conn.id) || this.closed) return;
-    const { leaveMsg } = this.ctx.config;
-    if (leaveMsg !== null) this.toChild(expandTemplate(leaveMsg, ws.data.conn));
+    const { conn } = ws.data;
+    if (this.ctx.config.clientFrame === "gwsocket") this.toChild(encodeClose(conn.id));
+    else if (this.ctx.config.leaveMsg !== null) this.toChild(expandTemplate(this.ctx.config.leaveMsg, conn));
     if (this.members.size === 0) {
       this.closed = true;
       this.log.debug(`last client left, stopping pid ${this.child.pid}`);
@@ -129,9 +148,13 @@ export class Room {
     }
   }
 
-  /** A client's message, written to the child's stdin as one line (stamped with `_from` under JSON framing). */
+  /**
+   * A client's message for the child: a line in text mode (stamped with `_from` under JSON framing), raw bytes
+   * in binary mode, a gwsocket frame with the sender's ID under gwsocket framing.
+   */
   receive(ws: Client, message: string | Buffer): void {
-    if (this.ctx.config.clientFrame === "json") {
+    const frame = this.ctx.config.clientFrame;
+    if (frame === "json") {
       const stamped = stampFrom(
         typeof message === "string" ? message : utf8.decode(message),
         ws.data.conn.id,
@@ -142,6 +165,9 @@ export class Room {
         return;
       }
       this.toChild(stamped);
+    } else if (frame === "gwsocket") {
+      const type = typeof message === "string" ? FrameType.text : FrameType.binary;
+      this.toChild(encodeFrame(ws.data.conn.id, type, message));
     } else {
       this.toChild(message);
     }
@@ -155,39 +181,76 @@ export class Room {
     return this.child.stop();
   }
 
+  private outputFor(config: Config): ByteSplitter {
+    const oversize = (size: number) => {
+      this.ctx.counters.oversizeMessages++;
+      this.log.warn(`dropped a child message of more than ${size} bytes (limit ${config.maxBuffer})`);
+    };
+    if (config.serverFrame === "gwsocket") {
+      return new GwsocketParser(
+        config.maxBuffer,
+        this.routeFrame,
+        (message) => {
+          this.ctx.counters.oversizeMessages++;
+          this.log.warn(message);
+        },
+        // While resynchronising, only a header for a member (or a broadcast) is believed: see GwsocketParser.
+        (id) => id === 0 || this.members.has(id),
+      );
+    }
+    const json = this.routing || config.cache?.type === "tagged";
+    return outputSplitter(
+      { binary: config.binary, delimiters: config.delimiters, maxMessage: config.maxBuffer },
+      // Reading routing keys costs a look at each line; plain rooms broadcast without one.
+      json ? this.routeMessage : this.broadcast,
+      oversize,
+    );
+  }
+
   private toChild(data: string | Uint8Array): void {
-    if (this.child.write(data, true)) {
+    if (this.child.write(data, this.newline)) {
       this.ctx.counters.messagesToChild++;
       return;
     }
     this.ctx.counters.droppedToChild++;
     this.log.warn(
-      `dropped a message to pid ${this.child.pid}: its stdin is full (${this.ctx.config.maxBuffer} bytes)`,
+      `dropped a message to pid ${this.child.pid}: its input is full (${this.ctx.config.maxBuffer} bytes)`,
     );
   }
 
-  private readonly broadcast = (line: string): void => {
+  private readonly broadcast = (message: string | Uint8Array): void => {
     this.ctx.counters.messagesFromChild++;
-    if (this.ctx.server.publish(this.name, line) <= 0) this.pressure = true;
-    if (this.cacheAll) this.cache?.push(line);
+    if (this.ctx.server.publish(this.name, message) <= 0) this.pressure = true;
+    if (this.cacheAll) this.cache?.push(message);
   };
 
-  private readonly routeMessage = (line: string): void => {
-    const routing = routeLine(line);
+  private sendTo(id: number, message: string | Uint8Array): void {
+    this.ctx.counters.messagesFromChild++;
+    const ws = this.members.get(id);
+    if (ws !== undefined && ws.send(message) <= 0) this.pressure = true;
+  }
+
+  private readonly routeMessage = (message: string | Uint8Array): void => {
+    const routing = typeof message === "string" ? routeLine(message) : null;
     if (routing === null) {
-      this.broadcast(line);
+      this.broadcast(message);
     } else if (this.routing && routing.meta !== null) {
       this.ctx.counters.messagesFromChild++;
       this.metadata = routing.meta;
     } else if (this.routing && routing.to !== null) {
       // Routed messages are private: never cached.
-      this.ctx.counters.messagesFromChild++;
-      const ws = this.members.get(routing.to);
-      if (ws !== undefined && ws.send(line) <= 0) this.pressure = true;
+      this.sendTo(routing.to, message);
     } else {
-      this.broadcast(line);
-      if (routing.cache && !this.cacheAll) this.cache?.push(line);
+      this.broadcast(message);
+      if (routing.cache && !this.cacheAll) this.cache?.push(message);
     }
+  };
+
+  /** A gwsocket frame from the child: ID 0 broadcasts, any other goes to that client; text stays text. */
+  private readonly routeFrame = (id: number, type: number, payload: Uint8Array): void => {
+    const message = type === FrameType.text ? utf8.decode(payload) : payload;
+    if (id === 0) this.broadcast(message);
+    else this.sendTo(id, message);
   };
 
   /**
@@ -207,6 +270,16 @@ export class Room {
       ws.close(1013, closeReason(`client too slow: more than ${cap} bytes queued`));
     }
   };
+
+  /** The child cannot serve the room (a TCP child that never listened): close everyone with the reason. */
+  private fail(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.log.error(reason);
+    for (const ws of this.members.values()) ws.close(1011, closeReason(reason));
+    this.members.clear();
+    this.ctx.onClosed(this, this.child.done);
+  }
 
   private childExited(exit: ExitInfo): void {
     const how = exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;

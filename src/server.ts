@@ -2,7 +2,8 @@ import type { Server } from "bun";
 import picomatch from "picomatch";
 import { answerApi, type RoomInfo } from "./api.ts";
 import { MessageCache } from "./cache.ts";
-import type { ExitInfo } from "./child/stdio.ts";
+import type { ExitInfo } from "./child/child.ts";
+import { PortPool, portIsFree } from "./child/ports.ts";
 import { VERSION } from "./cli.ts";
 import { type Config, RESERVED_ROOMS } from "./config.ts";
 import { passEnvFilter, remoteAddr } from "./env.ts";
@@ -46,6 +47,7 @@ export function serve(config: Config, log: Logger): RunningServer {
   const counters = createCounters();
   const persisted = new Map<string, MessageCache>();
   const roomAllowed = config.rooms === null ? null : picomatch(config.rooms, { dot: true });
+  const ports = config.tcp ? new PortPool(...config.tcpPorts) : null;
   let nextId = 1;
   let oneshotTaken = false;
   let stopped: Promise<void> | null = null;
@@ -56,6 +58,8 @@ export function serve(config: Config, log: Logger): RunningServer {
 
   const onClosed = (room: Room, stop: Promise<ExitInfo>): void => {
     if (rooms.get(room.name) === room) rooms.delete(room.name);
+    // A port goes back to the pool only once its child is gone, so it is never handed to two live children.
+    if (room.tcpPort !== null) stop.finally(() => ports?.give(room.tcpPort as number));
     if (config.cachePersist && room.cache !== null && room.cache.length > 0) {
       persisted.delete(room.name);
       persisted.set(room.name, room.cache);
@@ -156,9 +160,23 @@ export function serve(config: Config, log: Logger): RunningServer {
             ws.close(1013, closeReason(`too many rooms: at most ${config.maxRooms} (--maxrooms)`));
             return;
           }
+          let port: number | null = null;
+          if (ports !== null) {
+            port = takePort(ports);
+            if (port === null) {
+              counters.refused++;
+              log.warn(`room ${conn.room} refused: no free port in --tcpports ${config.tcpPorts.join(":")}`);
+              ws.close(
+                1013,
+                closeReason(`no free TCP port for a new room (--tcpports ${config.tcpPorts.join(":")})`),
+              );
+              return;
+            }
+          }
           try {
-            room = new Room(conn.room, ctx, conn, takeCache(conn.room));
+            room = new Room(conn.room, ctx, conn, takeCache(conn.room), port);
           } catch (err) {
+            if (port !== null) ports?.give(port);
             counters.spawnFailures++;
             log.withTag(conn.room).error((err as Error).message);
             ws.close(1011, closeReason((err as Error).message));
@@ -181,6 +199,16 @@ export function serve(config: Config, log: Logger): RunningServer {
       },
     },
   });
+
+  /** A pooled port nothing else on 127.0.0.1 is using (each tried once), or null when there is none. */
+  function takePort(pool: PortPool): number | null {
+    for (let tries = pool.available; tries > 0; tries--) {
+      const port = pool.take();
+      if (port === null || portIsFree(port)) return port;
+      pool.give(port);
+    }
+    return null;
+  }
 
   function tooManyRooms(name: string): boolean {
     return config.maxRooms !== null && rooms.size >= config.maxRooms && !rooms.has(name);

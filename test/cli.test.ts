@@ -389,27 +389,58 @@ describe("room operation flags", () => {
   });
 });
 
-describe("flags that are not supported yet", () => {
-  const cases: [string, string[], string][] = [
-    ["--tcp", ["--tcp", "cat"], "--tcp"],
-    ["--delay", ["--delay", "2", "cat"], "--delay"],
-    ["--cmd-attach-delay (old name of --delay)", ["--cmd-attach-delay", "2", "cat"], "--delay"],
-    ["--binary", ["--binary", "cat"], "--binary"],
-    ["-b", ["-b", "cat"], "--binary"],
-    ["--delimiters", ["--delimiters", ";", "cat"], "--delimiters"],
-    ["--null", ["--null", "cat"], "--null"],
-    ["--frame=gwsocket", ["--frame=gwsocket", "cat"], "gwsocket"],
-    ["--clientframe=gwsocket", ["--clientframe=gwsocket", "cat"], "--clientframe=gwsocket"],
-    ["--serverframe=gwsocket", ["--serverframe=gwsocket", "cat"], "--serverframe=gwsocket"],
+describe("transport flags", () => {
+  const cases: [string, string[], Partial<Config>][] = [
+    ["--tcp", ["--tcp", "cat"], { tcp: true, delay: 1, tcpPorts: [9001, 9999] }],
+    ["--tcp --delay 0.2", ["--tcp", "--delay", "0.2", "cat"], { tcp: true, delay: 0.2 }],
+    ["--tcpports", ["--tcp", "--tcpports", "2000:3000", "cat"], { tcpPorts: [2000, 3000] }],
+    ["--delay without --tcp", ["--delay", "2", "cat"], { tcp: false, delay: 2 }],
+    ["--cmd-attach-delay (old name of --delay)", ["--cmd-attach-delay", "2", "cat"], { delay: 2 }],
+    ["--binary", ["--binary", "cat"], { binary: true, delimiters: null }],
+    ["-b", ["-b", "cat"], { binary: true }],
+    ["--delimiters", ["--delimiters", ";", "cat"], { delimiters: ";" }],
+    ["--delimiters=bc", ["--delimiters=bc", "echo", "--", "foobar"], { delimiters: "bc", args: ["foobar"] }],
+    ["--null", ["--null", "cat"], { delimiters: "\0" }],
+    ["--binary --null", ["--binary", "--null", "cat"], { binary: true, delimiters: "\0" }],
+    ["--frame=gwsocket", ["--frame=gwsocket", "cat"], { clientFrame: "gwsocket", serverFrame: "gwsocket" }],
+    [
+      "--clientframe=gwsocket",
+      ["--clientframe=gwsocket", "cat"],
+      { clientFrame: "gwsocket", serverFrame: null },
+    ],
+    [
+      "--serverframe=gwsocket",
+      ["--serverframe=gwsocket", "cat"],
+      { clientFrame: null, serverFrame: "gwsocket" },
+    ],
   ];
-  test.each(cases)("%s", (_name, argv, flag) => {
-    const message = usageError(argv);
-    expect(message).toContain("not supported yet");
-    expect(message).toContain(flag);
+  test.each(cases)("%s", (_name, argv, expected) => {
+    expect(resolveConfig(argv)).toMatchObject(expected);
   });
 
-  test("a flag that is not supported yet is still refused after a valid --tcpports", () => {
-    expect(usageError(["--tcp", "--tcpports", "2000:3000", "cat"])).toContain("--tcp is not supported yet");
+  const conflicts: [string, string[], string][] = [
+    ["non-ASCII delimiters", ["--delimiters", "é", "cat"], "--delimiters"],
+    ["--binary with --json", ["--binary", "--json", "cat"], "--binary conflicts with JSON framing"],
+    ["--binary with --serverframe=json", ["--binary", "--serverframe=json", "cat"], "--binary conflicts"],
+    ["--null with gwsocket", ["--null", "--frame=gwsocket", "cat"], "--null conflicts with gwsocket"],
+    [
+      "--delimiters with gwsocket",
+      ["--delimiters", ";", "--serverframe=gwsocket", "cat"],
+      "--delimiters conflicts",
+    ],
+    [
+      "--joinmsg with gwsocket",
+      ["--joinmsg", "hi", "--frame=gwsocket", "cat"],
+      "--joinmsg conflicts with gwsocket",
+    ],
+    [
+      "--leavemsg with gwsocket",
+      ["--leavemsg", "bye", "--clientframe=gwsocket", "cat"],
+      "--leavemsg conflicts",
+    ],
+  ];
+  test.each(conflicts)("%s is refused", (_name, argv, message) => {
+    expect(usageError(argv)).toContain(message);
   });
 });
 

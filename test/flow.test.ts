@@ -122,7 +122,7 @@ describe("flow control", () => {
     await until(() => t.server.counters.droppedToChild >= count - 160, "the excess to be dropped");
     expect(t.server.counters.droppedToChild).toBeLessThanOrEqual(count - 64);
     expect(a.ws.readyState).toBe(WebSocket.OPEN);
-    expect(t.logs.join("")).toContain("its stdin is full (65536 bytes)");
+    expect(t.logs.join("")).toContain("its input is full (65536 bytes)");
     // The rest of the server is unaffected.
     const b = await TestClient.open(t.url("other"));
     expect(await b.next()).toBe("ready");

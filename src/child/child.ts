@@ -1,0 +1,319 @@
+import type { FileSink, Subprocess } from "bun";
+import type { ByteSplitter } from "./bytesplit.ts";
+import { LineSplitter } from "./split.ts";
+import { connectWithRetry, type TcpLink } from "./tcp.ts";
+
+/** How a child ended: an exit code, or the signal that killed it. */
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface ChildOptions {
+  cmd: string;
+  args: readonly string[];
+  env: Record<string, string>;
+  /** PATH used to find `cmd`: the server's, so `--passenv=` can still run `printenv`. */
+  searchPath: string | undefined;
+  /** Most bytes held for the child's input (stdin or socket), and the longest output message. */
+  maxBuffer: number;
+  graceMs: number;
+  /** Time between spawning and attaching (`--delay`): input is held, output not yet read. */
+  delayMs: number;
+  /** With `--tcp`: the port the child listens on (it gets it as `PORT`); null for stdio. */
+  tcpPort: number | null;
+  /** With `--tcp`: how long after the delay the child may take to start listening. */
+  connectTimeoutMs: number;
+  /** Cuts the child's output into messages (text lines, delimiters, chunks, gwsocket frames). */
+  output: ByteSplitter;
+  /** Called after the messages of one chunk of output were delivered: the room checks slow clients here. */
+  onChunkEnd: () => void;
+  /** A line of the child's stderr (and of its stdout with `--tcp`), for the log. */
+  onLog: (line: string) => void;
+  onOversizeLog: (chars: number) => void;
+  /** Bytes read from the child's output, and bytes written to its input, for the metrics. */
+  onRead: (bytes: number) => void;
+  onWritten: (bytes: number) => void;
+  /** The child could not be attached (a TCP child that never listened); it is being stopped. */
+  onAttachFailed: (reason: string) => void;
+}
+
+/** The command could not be started; `message` is fit for a close reason. */
+export class SpawnError extends Error {
+  override name = "SpawnError";
+}
+
+/** How often to look whether a stopped child's process group is gone before the grace period ends. */
+const GROUP_POLL_MS = 20;
+
+type Input =
+  | { kind: "held"; chunks: (string | Uint8Array)[] }
+  | { kind: "stdin"; sink: FileSink }
+  | { kind: "tcp"; link: TcpLink }
+  | { kind: "closed" };
+
+/**
+ * One child process, spawned in its own process group (so a stop reaches grandchildren), talking over stdio or,
+ * with `--tcp`, over a socket it listens on. Input is bounded by `maxBuffer` and flushed once per event-loop turn;
+ * output goes through `options.output`. `done` settles once the child exited, its group is gone and its output
+ * was read to the end.
+ */
+export class Child {
+  readonly pid: number;
+  readonly done: Promise<ExitInfo>;
+  private readonly proc: Subprocess<"pipe" | "ignore", "pipe", "pipe">;
+  private input: Input = { kind: "held", chunks: [] };
+  /** Bytes accepted for the child and not yet known to be written. */
+  private queued = 0;
+  private flushScheduled = false;
+  private flushing = false;
+  private exited = false;
+  private stopping: Promise<void> | null = null;
+  private readonly abort = new AbortController();
+
+  constructor(private readonly opts: ChildOptions) {
+    const path = opts.cmd.includes("/") ? opts.cmd : Bun.which(opts.cmd, { PATH: opts.searchPath ?? "" });
+    if (!path) throw new SpawnError(`command not found: ${opts.cmd}`);
+    const tcp = opts.tcpPort !== null;
+    try {
+      this.proc = Bun.spawn([path, ...opts.args], {
+        env: opts.env,
+        stdin: tcp ? "ignore" : "pipe",
+        stdout: "pipe",
+        stderr: "pipe",
+        // Its own process group: SIGTERM/SIGKILL to -pid then reaches everything the child started.
+        detached: true,
+      });
+    } catch (err) {
+      throw new SpawnError(`cannot start ${opts.cmd}: ${(err as Error).message}`);
+    }
+    this.pid = this.proc.pid;
+    const readers = [this.readLog(this.proc.stderr)];
+    if (tcp) readers.push(this.readLog(this.proc.stdout), this.attachTcp(opts.tcpPort as number));
+    else readers.push(this.attachStdio());
+    this.done = this.proc.exited.then(async () => {
+      this.exited = true;
+      this.abort.abort();
+      // Whatever the child left running in its group goes with it; only then do the pipes reach EOF.
+      await this.endGroup(false);
+      await Promise.all(readers);
+      const signal = this.proc.signalCode;
+      return { code: this.proc.exitCode, signal: signal === null ? null : String(signal) };
+    });
+  }
+
+  /**
+   * Queues one message for the child; flushed once per event-loop turn, so a burst of client messages costs one
+   * write. Returns false, writing nothing, when the child already has `maxBuffer` bytes waiting: a child that does
+   * not read never grows the server's memory.
+   */
+  write(data: string | Uint8Array, newline: boolean): boolean {
+    const size = (typeof data === "string" ? data.length : data.byteLength) + (newline ? 1 : 0);
+    const input = this.input;
+    if (input.kind === "closed" || this.queued + size > this.opts.maxBuffer) return false;
+    if (input.kind === "tcp") {
+      if (!input.link.write(data, newline)) return false;
+      this.opts.onWritten(size);
+      return true;
+    }
+    this.queued += size;
+    if (input.kind === "held") {
+      input.chunks.push(data);
+      if (newline) input.chunks.push("\n");
+      return true;
+    }
+    try {
+      if (typeof data === "string") this.put(input.sink, newline ? `${data}\n` : data, size);
+      else {
+        this.put(input.sink, data, data.byteLength);
+        if (newline) this.put(input.sink, "\n", 1);
+      }
+    } catch {
+      return false; // the child closed its stdin; its exit ends the room
+    }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+    return true;
+  }
+
+  /**
+   * Stops the child: its input is closed first, so a child that ends on EOF does so with all its input read; one
+   * still running after the grace period gets SIGTERM, and SIGKILL after another grace period, both sent to its
+   * process group. Resolves when the child is gone and its output fully delivered.
+   */
+  stop(): Promise<ExitInfo> {
+    this.closeInput();
+    this.endGroup(true);
+    return this.done;
+  }
+
+  private closeInput(): void {
+    const input = this.input;
+    this.input = { kind: "closed" };
+    this.abort.abort();
+    try {
+      if (input.kind === "stdin") {
+        // What clients sent last (and --leavemsg) still reaches the child before EOF.
+        this.settle(input.sink.flush());
+        this.settle(input.sink.end());
+      } else if (input.kind === "tcp") {
+        input.link.end();
+      }
+    } catch {
+      // already closed
+    }
+  }
+
+  private async attachStdio(): Promise<void> {
+    await this.delay();
+    const held = this.input;
+    if (held.kind !== "held") return; // stopped during the delay
+    const sink = this.proc.stdin as FileSink;
+    this.input = { kind: "stdin", sink };
+    this.queued = 0;
+    for (const chunk of held.chunks) this.write(chunk, false);
+    await this.readOutput(this.proc.stdout);
+  }
+
+  private async attachTcp(port: number): Promise<void> {
+    let link: TcpLink;
+    try {
+      link = await connectWithRetry(port, {
+        delayMs: this.opts.delayMs,
+        deadlineMs: this.opts.delayMs + this.opts.connectTimeoutMs,
+        signal: this.abort.signal,
+        maxBuffer: this.opts.maxBuffer,
+      });
+    } catch (err) {
+      if (this.exited || this.input.kind === "closed") return;
+      this.opts.onAttachFailed((err as Error).message);
+      this.stop();
+      return;
+    }
+    const held = this.input;
+    if (held.kind !== "held") {
+      link.end();
+      return;
+    }
+    this.input = { kind: "tcp", link };
+    this.queued = 0;
+    for (const chunk of held.chunks) this.write(chunk, false);
+    link.onData((chunk) => {
+      this.opts.onRead(chunk.byteLength);
+      this.opts.output.push(chunk);
+      this.opts.onChunkEnd();
+    });
+    await link.closed;
+    this.opts.output.end();
+    this.opts.onChunkEnd();
+    // The child hung up: like a child whose stdout closed, the room is over once it exits.
+    this.stop();
+  }
+
+  private delay(): Promise<void> {
+    if (this.opts.delayMs <= 0) return Promise.resolve();
+    return this.exitWithin(this.opts.delayMs);
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const input = this.input;
+    if (this.flushing || this.exited || input.kind !== "stdin") return;
+    const flushed = this.queued;
+    let result: number | Promise<number> | undefined;
+    try {
+      result = input.sink.flush();
+    } catch {
+      return;
+    }
+    // A number (or nothing, once stdin was closed) means everything was written.
+    if (!(result instanceof Promise)) {
+      this.queued = 0;
+      return;
+    }
+    // The pipe is full: the child reads slower than clients write. Count the bytes as pending until it drains.
+    this.flushing = true;
+    result.then(
+      () => {
+        this.flushing = false;
+        this.queued = Math.max(0, this.queued - flushed);
+        if (this.queued > 0) this.flush();
+      },
+      () => {
+        this.flushing = false;
+      },
+    );
+  };
+
+  /** Hands one chunk to the sink and counts its UTF-8 bytes (the sink's answer; `estimate` when it is pending). */
+  private put(sink: FileSink, chunk: string | Uint8Array, estimate: number): void {
+    const accepted: unknown = sink.write(chunk);
+    if (typeof accepted === "number") this.opts.onWritten(accepted);
+    else {
+      this.settle(accepted);
+      this.opts.onWritten(estimate);
+    }
+  }
+
+  /** A write the sink could not finish at once returns a promise; its rejection (EPIPE) must not go unhandled. */
+  private settle(result: unknown): void {
+    if (result instanceof Promise) result.catch(() => {});
+  }
+
+  /** Ends the child's process group: after an EOF grace period when asked to stop, at once when the child is gone. */
+  private endGroup(eofFirst: boolean): Promise<void> {
+    this.stopping ??= (async () => {
+      if (eofFirst) await this.exitWithin(this.opts.graceMs);
+      if (!this.signalGroup("SIGTERM")) return;
+      const deadline = Date.now() + this.opts.graceMs;
+      while (Date.now() < deadline) {
+        await Bun.sleep(GROUP_POLL_MS);
+        if (!this.signalGroup(0)) return;
+      }
+      this.signalGroup("SIGKILL");
+    })();
+    return this.stopping;
+  }
+
+  /** Resolves when the child exits or `ms` passed, whichever is first, leaving no timer behind. */
+  private exitWithin(ms: number): Promise<void> {
+    let timer: Timer | undefined;
+    return Promise.race([
+      this.proc.exited.then(() => {}),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, ms);
+      }),
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  /** Sends `signal` to the child's process group; false when the group no longer exists. */
+  private signalGroup(signal: NodeJS.Signals | 0): boolean {
+    try {
+      process.kill(-this.pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async readOutput(stream: ReadableStream<Uint8Array>): Promise<void> {
+    const { output, onChunkEnd, onRead } = this.opts;
+    for await (const chunk of stream) {
+      onRead(chunk.byteLength);
+      output.push(chunk);
+      onChunkEnd();
+    }
+    output.end();
+    onChunkEnd();
+  }
+
+  private async readLog(stream: ReadableStream<Uint8Array>): Promise<void> {
+    const decoder = new TextDecoder();
+    const lines = new LineSplitter(this.opts.maxBuffer, this.opts.onLog, this.opts.onOversizeLog);
+    for await (const chunk of stream) lines.push(decoder.decode(chunk, { stream: true }));
+    lines.push(decoder.decode());
+    lines.end();
+  }
+}
