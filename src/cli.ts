@@ -265,6 +265,7 @@ export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(
     verbosity: pre.verbosity,
     maxBuffer: parseSize("maxbuffer", a.maxbuffer ?? "4M"),
     graceMs: Math.round(parseSeconds("grace", a.grace ?? String(DEFAULTS.graceSeconds)) * 1000),
+    tcpTimeoutMs: DEFAULTS.tcpTimeoutMs,
   };
 
   checkCombinations(config);

@@ -48,6 +48,8 @@ export interface Config {
   maxBuffer: number;
   /** Milliseconds between SIGTERM and SIGKILL when a child is stopped. */
   graceMs: number;
+  /** With `--tcp`: how long after the delay a child may take to start listening (no flag; tests shorten it). */
+  tcpTimeoutMs: number;
 }
 
 export const DEFAULTS = {
@@ -60,6 +62,8 @@ export const DEFAULTS = {
   graceSeconds: 2,
   /** Upstream attaches to a TCP child after one second. */
   tcpDelaySeconds: 1,
+  /** Upstream tries once; retrying for 10 s covers a slow interpreter start without hiding a child that never listens. */
+  tcpTimeoutMs: 10_000,
 } as const;
 
 /** Room names that are HTTP endpoints of their own and are refused as websocket rooms. */

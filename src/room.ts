@@ -32,9 +32,6 @@ export interface RoomContext {
   onClosed: (room: Room, stopped: Promise<ExitInfo>) => void;
 }
 
-/** With `--tcp`: how long after `--delay` a child may take to listen before the room gives up on it. */
-export const TCP_CONNECT_TIMEOUT_MS = 10_000;
-
 /** Close reasons are limited to 123 bytes by RFC 6455. */
 export function closeReason(text: string): string {
   const bytes = new TextEncoder().encode(text);
@@ -97,7 +94,7 @@ export class Room {
       graceMs: config.graceMs,
       delayMs: Math.round((config.delay ?? 0) * 1000),
       tcpPort,
-      connectTimeoutMs: TCP_CONNECT_TIMEOUT_MS,
+      connectTimeoutMs: config.tcpTimeoutMs,
       output: this.outputFor(config),
       onChunkEnd: this.sweepSlowClients,
       onLog: (line) => this.log.log(line),

@@ -54,6 +54,7 @@ describe("defaults", () => {
       verbosity: 0,
       maxBuffer: 4 * 1024 * 1024,
       graceMs: 2000,
+      tcpTimeoutMs: 10_000,
     } satisfies Config);
   });
 });
