@@ -3,7 +3,7 @@ import picomatch from "picomatch";
 import { answerApi, type RoomInfo } from "./api.ts";
 import { MessageCache } from "./cache.ts";
 import type { ExitInfo } from "./child/child.ts";
-import { PortPool, portIsFree } from "./child/ports.ts";
+import { PortPool } from "./child/ports.ts";
 import { VERSION } from "./cli.ts";
 import { type Config, RESERVED_ROOMS } from "./config.ts";
 import { passEnvFilter, remoteAddr } from "./env.ts";
@@ -162,7 +162,7 @@ export function serve(config: Config, log: Logger): RunningServer {
           }
           let port: number | null = null;
           if (ports !== null) {
-            port = takePort(ports);
+            port = ports.takeFree();
             if (port === null) {
               counters.refused++;
               log.warn(`room ${conn.room} refused: no free port in --tcpports ${config.tcpPorts.join(":")}`);
@@ -199,16 +199,6 @@ export function serve(config: Config, log: Logger): RunningServer {
       },
     },
   });
-
-  /** A pooled port nothing else on 127.0.0.1 is using (each tried once), or null when there is none. */
-  function takePort(pool: PortPool): number | null {
-    for (let tries = pool.available; tries > 0; tries--) {
-      const port = pool.take();
-      if (port === null || portIsFree(port)) return port;
-      pool.give(port);
-    }
-    return null;
-  }
 
   function tooManyRooms(name: string): boolean {
     return config.maxRooms !== null && rooms.size >= config.maxRooms && !rooms.has(name);

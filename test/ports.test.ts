@@ -112,10 +112,10 @@ describe("portIsFree and takeFree", () => {
   test("takeFree skips a port another listener holds, and keeps it for later", async () => {
     const busy = hold();
     const pool = new PortPool(busy, busy);
-    expect(await pool.takeFree()).toBeNull();
+    expect(pool.takeFree()).toBeNull();
     expect(pool.available).toBe(1);
     releaseAll();
-    expect(await pool.takeFree()).toBe(busy);
+    expect(pool.takeFree()).toBe(busy);
     expect(pool.available).toBe(0);
   });
 
@@ -125,7 +125,7 @@ describe("portIsFree and takeFree", () => {
     // The neighbour of a just-free port is usually free too; skip the test's claim about it if it is not.
     const next = busy + 1 <= 65535 && portIsFree(busy + 1) ? busy + 1 : null;
     const pool = new PortPool(busy, Math.min(busy + 1, 65535));
-    const got = await pool.takeFree();
+    const got = pool.takeFree();
     expect(got).not.toBe(busy);
     expect(got).toBe(next);
   });
@@ -133,7 +133,7 @@ describe("portIsFree and takeFree", () => {
   test("takeFree never hands one port to two callers at once", async () => {
     const start = freePort();
     const pool = new PortPool(start, Math.min(start + 3, 65535));
-    const got = await Promise.all([pool.takeFree(), pool.takeFree(), pool.takeFree()]);
+    const got = [pool.takeFree(), pool.takeFree(), pool.takeFree()];
     const ports = got.filter((p): p is number => p !== null);
     expect(new Set(ports).size).toBe(ports.length);
   });

@@ -69,8 +69,9 @@ export class PortPool {
   /**
    * The next port that nothing else is using on 127.0.0.1, or null when none is: every pooled port is tried at
    * most once. A busy port stays in the pool, at the end of the line, and is tried again on a later call.
+   * Synchronous, so a room can be opened in the same turn as its websocket (no await between check and use).
    */
-  async takeFree(): Promise<number | null> {
+  takeFree(): number | null {
     for (let tries = this.count; tries > 0; tries--) {
       const port = this.take();
       if (port === null) return null;
