@@ -113,7 +113,8 @@ export class Child {
     if (input.kind === "closed" || this.queued + size > this.opts.maxBuffer) return false;
     if (input.kind === "tcp") {
       if (!input.link.write(data, newline)) return false;
-      this.opts.onWritten(size);
+      // `size` counts UTF-16 units for a string; the link encodes it anyway, so count its bytes here.
+      this.opts.onWritten(typeof data === "string" ? Buffer.byteLength(data) + (newline ? 1 : 0) : size);
       return true;
     }
     this.queued += size;
