@@ -274,7 +274,7 @@ export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(
 
 /** Flags that are each valid but make no sense together: refused rather than one silently ignored. */
 function checkCombinations(c: Config): void {
-  if (c.delimiters !== null && /[^\x00-\x7f]/.test(c.delimiters)) {
+  if (c.delimiters !== null && /[\u0080-\uffff]/.test(c.delimiters)) {
     throw new UsageError(
       `invalid value '${c.delimiters}' for --delimiters: only ASCII characters can delimit`,
     );
