@@ -1,0 +1,104 @@
+#!/usr/bin/env bun
+/**
+ * Benchmarks scalesocket against websocketd and the raw Bun limit (a minimal Bun.serve server, the ceiling).
+ *
+ *   npm run bench            # the full plan, under 10 minutes
+ *   npm run bench -- --quick # every target, fewer cases and shorter runs, under 2 minutes
+ *
+ * Everything listens on 127.0.0.1; every process started is killed at the end. Lost or reordered messages
+ * fail the run (exit code 1). See README, "Performance", for what each number means.
+ */
+import { existsSync } from "node:fs";
+import { FULL, type Plan, QUICK } from "./bench/plan.ts";
+import { type Context, runAll } from "./bench/scenarios.ts";
+import { BINARY, COMPILED, jsonOf, SOURCE, stopAll } from "./bench/servers.ts";
+import { describeMachine, ensureWebsocketd, websocketdVersion } from "./bench/setup.ts";
+import { Results } from "./bench/table.ts";
+import { targets, targetsMarkdown } from "./bench/targets.ts";
+
+const USAGE = "usage: bun scripts/bench.ts [--quick]";
+
+function progress(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+async function main(args: string[]): Promise<number> {
+  if (args.includes("-h") || args.includes("--help")) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const unknown = args.filter((a) => a !== "--quick");
+  if (unknown.length > 0) {
+    process.stderr.write(`bench: unknown argument ${unknown[0]}\n${USAGE}\n`);
+    return 2;
+  }
+  if (process.platform !== "linux") {
+    process.stderr.write("bench: Linux only (it reads /proc and pins with taskset)\n");
+    return 2;
+  }
+  if (!Bun.which("taskset")) {
+    process.stderr.write("bench: taskset not found (Debian: apt-get install util-linux)\n");
+    return 2;
+  }
+  const plan: Plan = args.includes("--quick") ? QUICK : FULL;
+  const started = performance.now();
+  const unavailable = new Map<string, string>();
+  const wsd = await ensureWebsocketd(progress);
+  if (wsd !== null) unavailable.set("websocketd", wsd);
+  const hasBinary = existsSync(BINARY);
+  if (!hasBinary) {
+    unavailable.set(COMPILED.id, "no binary");
+    progress(`${BINARY} not found (npm run build): the binary column is skipped.`);
+  }
+  const primary = hasBinary ? COMPILED : SOURCE;
+  const ctx: Context = {
+    plan,
+    results: new Results(),
+    failures: [],
+    unavailable,
+    primary,
+    source: SOURCE,
+    compiled: COMPILED,
+    json: jsonOf(primary),
+    progress,
+  };
+
+  await runAll(ctx);
+
+  const minutes = ((performance.now() - started) / 60_000).toFixed(1);
+  const report = [
+    `## scalesocket benchmarks (${plan.quick ? "--quick" : "full"}), ${new Date().toISOString().slice(0, 16)}Z`,
+    "",
+    `Machine: ${describeMachine()}. websocketd ${wsd === null ? await websocketdVersion() : "not installed"}.`,
+    `Targets use ${primary.label}. Each cell: median (min–max) of ${plan.reps} repetitions; ${minutes} min in all.`,
+    "",
+    ctx.results.markdown(),
+    "### Targets",
+    "",
+    targetsMarkdown(targets(ctx.results, primary.id, ctx.json.id, plan.fanoutClients)),
+    "",
+  ];
+  if (!hasBinary) report.push(`The binary column is missing: ${BINARY} was not built.`, "");
+  process.stdout.write(report.join("\n"));
+  if (ctx.failures.length > 0) {
+    process.stderr.write(`\nFAILED: ${ctx.failures.length} loss/order check(s) failed:\n`);
+    for (const f of ctx.failures) process.stderr.write(`- ${f}\n`);
+    return 1;
+  }
+  process.stderr.write("\nAll loss and order checks passed.\n");
+  return 0;
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    void stopAll().finally(() => process.exit(130));
+  });
+}
+
+let code = 1;
+try {
+  code = await main(process.argv.slice(2));
+} finally {
+  await stopAll();
+}
+process.exit(code);

@@ -1,0 +1,40 @@
+#!/usr/bin/env bun
+/**
+ * The load generator: a separate process (so its CPU is not the server's) driving Bun websocket clients.
+ * Reads one command per line on stdin (protocol.ts), answers one result per line on stdout, until stdin ends.
+ */
+import { runChurn } from "./load/churn.ts";
+import { runEcho } from "./load/echo.ts";
+import { runFanout } from "./load/fanout.ts";
+import { runMemory } from "./load/memory.ts";
+import type { Command, Result } from "./protocol.ts";
+
+function run(cmd: Command): Promise<Result> {
+  switch (cmd.kind) {
+    case "echo":
+      return runEcho(cmd);
+    case "fanout":
+      return runFanout(cmd);
+    case "churn":
+      return runChurn(cmd);
+    case "memory":
+      return runMemory(cmd);
+  }
+}
+
+const decoder = new TextDecoder();
+let pending = "";
+for await (const chunk of Bun.stdin.stream()) {
+  pending += decoder.decode(chunk, { stream: true });
+  for (let nl = pending.indexOf("\n"); nl !== -1; nl = pending.indexOf("\n")) {
+    const line = pending.slice(0, nl);
+    pending = pending.slice(nl + 1);
+    let result: Result | { kind: "error"; message: string };
+    try {
+      result = await run(JSON.parse(line) as Command);
+    } catch (err) {
+      result = { kind: "error", message: (err as Error).stack ?? String(err) };
+    }
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  }
+}

@@ -1,0 +1,69 @@
+/** What one run measures: the full plan (`npm run bench`, under 10 minutes) or `--quick` (under 2). */
+
+export interface EchoCase {
+  conns: number;
+  window: number;
+}
+
+export interface Plan {
+  quick: boolean;
+  /** Repetitions of every measurement; the tables show their median and min–max. */
+  reps: number;
+  echo: EchoCase[];
+  echoPinned: EchoCase[];
+  echoWarmupMs: number;
+  echoDurationMs: number;
+  fanoutClients: number[];
+  /** Lines per fan-out run times clients: each run delivers about this many messages. */
+  fanoutDeliveries: number;
+  /** Lines per client are capped so a client's backlog stays well under scalesocket's 4 MiB slow-client cap. */
+  fanoutMaxLines: number;
+  routedClients: number;
+  routedLinesPerClient: number;
+  churnConns: number[];
+  churnDurationMs: number;
+  memoryClients: number;
+  memoryRooms: number[];
+  startupReps: number;
+}
+
+export const FULL: Plan = {
+  quick: false,
+  reps: 3,
+  echo: [1, 10, 100].flatMap((conns) => [1, 32].map((window) => ({ conns, window }))),
+  echoPinned: [1, 10, 100].flatMap((conns) => [1, 32].map((window) => ({ conns, window }))),
+  echoWarmupMs: 250,
+  echoDurationMs: 1000,
+  fanoutClients: [10, 100, 1000],
+  fanoutDeliveries: 1_000_000,
+  fanoutMaxLines: 50_000,
+  routedClients: 100,
+  routedLinesPerClient: 1000,
+  churnConns: [1, 10],
+  churnDurationMs: 1000,
+  memoryClients: 1000,
+  memoryRooms: [1, 100],
+  startupReps: 5,
+};
+
+export const QUICK: Plan = {
+  quick: true,
+  reps: 3,
+  echo: [],
+  echoPinned: [
+    { conns: 1, window: 1 },
+    { conns: 100, window: 32 },
+  ],
+  echoWarmupMs: 100,
+  echoDurationMs: 300,
+  fanoutClients: [100],
+  fanoutDeliveries: 200_000,
+  fanoutMaxLines: 20_000,
+  routedClients: 100,
+  routedLinesPerClient: 200,
+  churnConns: [10],
+  churnDurationMs: 500,
+  memoryClients: 1000,
+  memoryRooms: [1],
+  startupReps: 3,
+};

@@ -1,0 +1,73 @@
+/** The issue's targets, computed from the medians of one run. */
+import { M } from "./scenarios.ts";
+import type { Results } from "./table.ts";
+
+export interface Target {
+  what: string;
+  value: string;
+  verdict: string;
+}
+
+const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : "—");
+
+/** `primary` is the scalesocket build the targets are about; `json` the same build with `--json`. */
+export function targets(r: Results, primary: string, json: string, fanoutClients: number[]): Target[] {
+  const out: Target[] = [];
+  const ratio = (what: string, a: number, b: number, verdict: (q: number) => string) => {
+    const q = a / b;
+    out.push({ what, value: x(q), verdict: Number.isFinite(q) ? verdict(q) : "not measured" });
+  };
+  const pinned = "Echo, pinned";
+  const c100 = "C=100 window=32";
+  const rt = (sys: string) => r.get(pinned, c100, M.roundTrips.name, sys);
+  const cpu = (sys: string) => r.get(pinned, c100, M.cpuPerMsg.name, sys);
+  const faster = (q: number) =>
+    q >= 1 ? `met: ${x(q)} websocketd` : `missed: ${((1 - q) * 100).toFixed(0)}% slower`;
+  const info = () => "reported (no threshold)";
+
+  ratio("echo C=100 pinned, round trips/s vs websocketd", rt(primary), rt("websocketd"), faster);
+  ratio("echo C=100 pinned, round trips/s vs ceiling", rt(primary), rt("ceiling"), info);
+  ratio("echo C=100 pinned, server CPU/msg vs ceiling", cpu(primary), cpu("ceiling"), info);
+  const p50 = (sys: string) => r.get(pinned, "C=1 window=1", M.p50.name, sys);
+  ratio("echo C=1 pinned, p50 latency vs ceiling", p50(primary), p50("ceiling"), info);
+  for (const n of fanoutClients) {
+    const fc = (sys: string) => r.get("Fan-out", `N=${n}`, M.cpuPerDelivery.name, sys);
+    ratio(`fan-out N=${n}, server CPU/delivery vs ceiling`, fc(primary), fc("ceiling"), info);
+  }
+  ratio("--json cost: echo C=100 pinned, CPU/msg --json vs plain", cpu(json), cpu(primary), info);
+  const mid = fanoutClients.includes(100) ? 100 : (fanoutClients[0] ?? 0);
+  const fj = (sys: string) => r.get("Fan-out", `N=${mid}`, M.cpuPerDelivery.name, sys);
+  ratio(`--json cost: fan-out N=${mid}, CPU/delivery --json vs plain`, fj(json), fj(primary), info);
+  const churn = (sys: string) => r.get("Churn", "C=10", M.conns.name, sys);
+  ratio("churn C=10, connections/s vs websocketd", churn(primary), churn("websocketd"), faster);
+
+  const perClient = r.get("Memory", "1000 idle clients, 1 room", M.perClient.name, primary);
+  out.push({
+    what: "memory per idle client (1000 in one room), target ≤ 10 KiB",
+    value: Number.isFinite(perClient) ? `${perClient.toFixed(1)} KiB` : "—",
+    verdict: !Number.isFinite(perClient)
+      ? "not measured"
+      : perClient <= 10
+        ? "met"
+        : `missed by ${(perClient - 10).toFixed(1)} KiB (${(perClient / 10).toFixed(1)}×)`,
+  });
+  const start = r.get("Start-up", "cold start", M.startup.name, primary);
+  out.push({
+    what: "start-up, exec to first accepted connection, target ≤ 25 ms",
+    value: Number.isFinite(start) ? `${start.toFixed(1)} ms` : "—",
+    verdict: !Number.isFinite(start)
+      ? "not measured"
+      : start <= 25
+        ? "met"
+        : `missed by ${(start - 25).toFixed(1)} ms (${(start / 25).toFixed(1)}×)`,
+  });
+  return out;
+}
+
+export function targetsMarkdown(list: Target[]): string {
+  return [
+    "| target | scalesocket | verdict |",
+    "| --- | --- | --- |",
+    ...list.map((t) => `| ${t.what} | ${t.value} | ${t.verdict} |`),
+  ].join("\n");
+}
