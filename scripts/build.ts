@@ -43,9 +43,18 @@ function describe(err: unknown): string {
 }
 
 /**
- * The npm entry: one minified file for `target: "bun"`, keeping main.ts's `#!/usr/bin/env bun` line. Every
- * package is inlined (checked: only Node built-ins stay imports), which is why the published package can drop
- * its `dependencies`.
+ * The first statement of the bundle: `node dist/scalesocket.js` says what is missing in one line instead of
+ * failing on the first Bun API with a stack trace (bin/scalesocket.js says the same before ever loading it).
+ */
+const NODE_GUARD =
+  'if(typeof Bun==="undefined"){process.stderr.write("scalesocket needs Bun (https://bun.sh): use `bunx scalesocket`' +
+  ', or a standalone binary from the release page.\\n");process.exit(1)}';
+
+/**
+ * The npm entry: one minified file for `target: "bun"`, keeping main.ts's `#!/usr/bin/env bun` line (Bun puts
+ * the banner after it and its `// @bun` marker). Every package is inlined (checked: only Node built-ins stay
+ * imports, and those load under Node before the guard runs), which is why the published package can drop its
+ * `dependencies`.
  */
 async function bundle(): Promise<void> {
   const result = await Bun.build({
@@ -56,6 +65,7 @@ async function bundle(): Promise<void> {
     sourcemap: "linked",
     outdir: `${ROOT}dist`,
     naming: "scalesocket.js",
+    banner: NODE_GUARD,
     metafile: true,
   });
   if (!result.success) fail(`bundle: ${result.logs.join("; ")}`);
