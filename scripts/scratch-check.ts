@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 /**
  * Checks the scratch image without a Docker engine: assembles the image's root filesystem in a folder (the
- * same function the Dockerfile runs), adds one child program (a static busybox as /bin/cat), and runs the
+ * same function the Dockerfile runs), adds one child program as /bin/cat, and runs the
  * binary in it the way a container runtime would: new mount and PID namespaces (`unshare`), /proc mounted,
  * `chroot` into the folder as the image's user (nobody, 65534), an environment of PATH alone. Then, from
  * outside, it proves:
@@ -12,8 +12,12 @@
  *    round trip through `cat` from outside;
  * 4. SIGTERM to it (what `docker stop` sends PID 1) ends it with exit code 0.
  *
- * Needs root (namespaces, chroot), `unshare` and `chroot` (util-linux, coreutils) and a static busybox
- * (Debian: `apt-get install busybox-static`). Uses dist/scalesocket-linux-<arch>, building it if missing.
+ * The child is a static busybox (Debian: `apt-get install busybox-static`) if the host has one, else the
+ * host's own `cat` when the libraries it links are all in the image already (glibc's `cat` links libc alone),
+ * so the folder never holds a file the image lacks besides the child itself.
+ *
+ * Needs root (namespaces, chroot), `unshare` and `chroot` (util-linux, coreutils). Uses
+ * dist/scalesocket-linux-<arch>, building it if missing.
  * Usage: bun scripts/scratch-check.ts
  */
 import { existsSync } from "node:fs";
@@ -54,12 +58,23 @@ function tool(name: string, hint: string): string {
   return path;
 }
 
-/** A statically linked busybox from the host, to be the only program in the image besides scalesocket. */
-async function staticBusybox(): Promise<string> {
+/**
+ * The child program for the check: a static busybox (which runs the applet its file is named after), or the
+ * host's `cat` if every library it needs is in the image already. Throws when neither fits.
+ */
+async function childProgram(image: readonly string[]): Promise<{ path: string; what: string }> {
   for (const path of ["/bin/busybox", "/usr/bin/busybox", Bun.which("busybox")]) {
-    if (path && existsSync(path) && (await sharedLibraries(path)).length === 0) return path;
+    if (path && existsSync(path) && (await sharedLibraries(path)).length === 0) {
+      return { path, what: `static busybox (${path})` };
+    }
   }
-  fail("no static busybox (Debian: apt-get install busybox-static)");
+  const cat = Bun.which("cat");
+  if (cat) {
+    const libs = await sharedLibraries(cat);
+    if (libs.every((lib) => image.includes(lib)))
+      return { path: cat, what: `the host's ${cat}, linking ${libs.join(", ")}` };
+  }
+  throw new Error("no child program: install a static busybox (Debian: apt-get install busybox-static)");
 }
 
 const running = new Set<Subprocess>();
@@ -150,12 +165,14 @@ async function roundTrip(port: number): Promise<string> {
 
 async function check(rootfs: string, binary: string): Promise<void> {
   const files = await assembleRootfs(binary, rootfs);
-  // The child program of the check, and the only other file: busybox runs the applet named by argv[0].
+  // The child program of the check, and the only file the image does not have.
+  const child = await childProgram(files);
   await mkdir(join(rootfs, "bin"));
-  await copyFile(await staticBusybox(), join(rootfs, "bin/cat"));
+  await copyFile(child.path, join(rootfs, "bin/cat"));
   console.log(`root filesystem (${rootfs}):`);
   for (const path of await listTree(rootfs)) console.log(`  ${path}`);
   ok(`image files: ${files.join(", ")}`);
+  ok(`child program /bin/cat: ${child.what}`);
 
   const noProc = await runContained(rootfs, [IMAGE_BINARY, "--version"], false);
   if (noProc.code === 0)
