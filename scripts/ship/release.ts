@@ -100,12 +100,14 @@ export async function stageNpm(root: string, built: readonly Built[]): Promise<v
   const pkg = (await Bun.file(`${root}package.json`).json()) as PackageJson;
   const npm = `${root}dist/npm`;
   await rm(npm, { recursive: true, force: true });
-  const common = {
-    version: pkg.version,
-    license: pkg.license,
-    repository: pkg.repository,
-    homepage: pkg.homepage,
-  };
+  // npm's provenance (the release workflow publishes with --provenance) requires `repository` to name the
+  // repository the workflow runs in; package.json has none, so a CI build fills it in.
+  const repository =
+    pkg.repository ??
+    (process.env.GITHUB_REPOSITORY
+      ? { type: "git", url: `git+https://github.com/${process.env.GITHUB_REPOSITORY}.git` }
+      : undefined);
+  const common = { version: pkg.version, license: pkg.license, repository, homepage: pkg.homepage };
 
   for (const b of built) {
     const t = b.target;
@@ -147,6 +149,7 @@ export async function stageNpm(root: string, built: readonly Built[]): Promise<v
   const { scripts: _s, devDependencies: _d, dependencies: _deps, optionalDependencies: _o, ...rest } = pkg;
   const manifest = {
     ...rest,
+    ...(repository ? { repository } : {}),
     optionalDependencies: Object.fromEntries(built.map((b) => [platformPackage(b.target), pkg.version])),
   };
   await writeFile(`${main}/package.json`, `${JSON.stringify(manifest, null, 2)}\n`);
