@@ -358,16 +358,18 @@ async function runStartup(ctx: Context): Promise<void> {
 
 /** Every scenario of the plan, in order; the results land in `ctx.results`, hard failures in `ctx.failures`. */
 export async function runAll(ctx: Context): Promise<void> {
-  const steps: [string, () => Promise<void>][] = [
-    ["echo, pinned", () => runGroup(ctx, echoGroup(ctx, true))],
-    ["echo", () => runGroup(ctx, echoGroup(ctx, false))],
-    ["fan-out", () => runGroup(ctx, fanoutGroup(ctx))],
-    ["_to routing", () => runGroup(ctx, routedGroup(ctx))],
-    ["churn", () => runGroup(ctx, churnGroup(ctx))],
-    ["memory", () => runMemory(ctx)],
-    ["start-up", () => runStartup(ctx)],
+  const { plan } = ctx;
+  const steps: [string, boolean, () => Promise<void>][] = [
+    ["echo, pinned", plan.echoPinned.length > 0, () => runGroup(ctx, echoGroup(ctx, true))],
+    ["echo", plan.echo.length > 0, () => runGroup(ctx, echoGroup(ctx, false))],
+    ["fan-out", true, () => runGroup(ctx, fanoutGroup(ctx))],
+    ["_to routing", true, () => runGroup(ctx, routedGroup(ctx))],
+    ["churn", true, () => runGroup(ctx, churnGroup(ctx))],
+    ["memory", true, () => runMemory(ctx)],
+    ["start-up", true, () => runStartup(ctx)],
   ];
-  for (const [name, step] of steps) {
+  for (const [name, enabled, step] of steps) {
+    if (!enabled) continue;
     const t0 = performance.now();
     ctx.progress(`${name}…`);
     await step();

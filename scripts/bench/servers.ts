@@ -2,7 +2,7 @@
  * Starting and stopping the servers under test, each on a free port of 127.0.0.1, optionally pinned to a core.
  * Every process started here is tracked and killed by {@link stopAll}, whatever happens to the run.
  */
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -27,7 +27,8 @@ export interface System {
   json: boolean;
 }
 
-const logDir = mkdtempSync(join(tmpdir(), "scalesocket-bench-"));
+/** Server logs of this run (failures quote their tail); made on first use, removed by {@link stopAll}. */
+let logDir: string | null = null;
 
 function scalesocket(id: string, label: string, exe: string[], json: boolean): System {
   return {
@@ -136,6 +137,7 @@ export async function startServer(system: System, workload: Workload, cpu?: numb
   const port = freePort();
   const argv = system.argv(port, workload);
   if (argv === null) throw new Error(`${system.label} does not apply to ${workload}`);
+  logDir ??= mkdtempSync(join(tmpdir(), "scalesocket-bench-"));
   const logFile = join(logDir, `${system.id}-${workload}-${++serial}.log`);
   const proc = spawnTracked(argv, { cpu, stderrFile: logFile });
   const logTail = () => {
@@ -187,7 +189,12 @@ export async function stopProcess(proc: Subprocess): Promise<void> {
   }
 }
 
-/** Kills every process this run started that is still running: the last line of defence in `finally`. */
+/**
+ * Kills every process this run started that is still running, the last line of defence in `finally`, and
+ * removes the server logs.
+ */
 export async function stopAll(): Promise<void> {
   await Promise.all([...tracked].map((proc) => stopProcess(proc)));
+  if (logDir !== null) rmSync(logDir, { recursive: true, force: true });
+  logDir = null;
 }
