@@ -7,7 +7,7 @@ export interface EchoCase {
 
 export interface Plan {
   quick: boolean;
-  /** Repetitions of every measurement; the tables show their median and min–max. */
+  /** Repetitions of every measurement (start-up: `startupReps`); the tables show median and min–max. */
   reps: number;
   echo: EchoCase[];
   echoPinned: EchoCase[];
@@ -43,7 +43,7 @@ export const FULL: Plan = {
   churnDurationMs: 1000,
   memoryClients: 1000,
   memoryRooms: [1, 100],
-  startupReps: 5,
+  startupReps: 11,
 };
 
 export const QUICK: Plan = {
@@ -65,5 +65,5 @@ export const QUICK: Plan = {
   churnDurationMs: 500,
   memoryClients: 1000,
   memoryRooms: [1],
-  startupReps: 3,
+  startupReps: 5,
 };

@@ -1,10 +1,21 @@
-/** Start-up: from exec of the server to its first accepted websocket connection. */
+/** Start-up: from exec of the server to its first accepted connection. */
 import type { Subprocess } from "bun";
 import { freePort, type System, type spawnTracked } from "./servers.ts";
 
 const TIMEOUT_MS = 10_000;
 
-/** One websocket attempt; resolves true once open, false on refusal. */
+/** One TCP connection attempt; true once something listens. */
+async function tryConnect(port: number): Promise<boolean> {
+  try {
+    const sock = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+    sock.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One websocket attempt; true once open. */
 function tryOpen(url: string): Promise<boolean> {
   return new Promise((resolve) => {
     const ws = new WebSocket(url);
@@ -17,28 +28,38 @@ function tryOpen(url: string): Promise<boolean> {
   });
 }
 
-/**
- * Milliseconds from spawning the server to the first websocket `open` on it (which, for scalesocket and
- * websocketd, includes starting the room's `cat`). Polls with a fresh connection every millisecond.
- */
+export interface Startup {
+  /** Exec to the first TCP connection the kernel accepted: the server is listening. */
+  listenMs: number;
+  /** Exec to the first websocket `open`: the server ran its handlers (for scalesocket and websocketd, that
+   * includes starting the room's `cat`). */
+  openMs: number;
+}
+
+/** Spawns the server and polls, a fresh attempt every millisecond, first with TCP then with a websocket. */
 export async function measureStartup(
   system: System,
   spawn: typeof spawnTracked,
   stop: (proc: Subprocess) => Promise<void>,
-): Promise<number> {
+): Promise<Startup> {
   const port = freePort();
   const argv = system.argv(port, "echo");
   if (argv === null) throw new Error(`${system.label} does not apply`);
   const url = `ws://127.0.0.1:${port}/startup`;
   const t0 = performance.now();
   const proc = spawn(argv, { stderrFile: "/dev/null" });
-  try {
+  const poll = async (attempt: () => Promise<boolean>): Promise<number> => {
     while (performance.now() - t0 < TIMEOUT_MS) {
-      if (await tryOpen(url)) return performance.now() - t0;
+      if (await attempt()) return performance.now() - t0;
       if (proc.exitCode !== null) throw new Error(`exited with code ${proc.exitCode}`);
       await Bun.sleep(1);
     }
     throw new Error(`no connection accepted within ${TIMEOUT_MS} ms`);
+  };
+  try {
+    const listenMs = await poll(() => tryConnect(port));
+    const openMs = await poll(() => tryOpen(url));
+    return { listenMs, openMs };
   } finally {
     await stop(proc);
   }
