@@ -70,7 +70,8 @@ async function main(args: string[]): Promise<number> {
     `## scalesocket benchmarks (${plan.quick ? "--quick" : "full"}), ${new Date().toISOString().slice(0, 16)}Z`,
     "",
     `Machine: ${describeMachine()}. websocketd ${wsd === null ? await websocketdVersion() : "not installed"}.`,
-    `Targets use ${primary.label}. Each cell: median (min–max) of ${plan.reps} repetitions; ${minutes} min in all.`,
+    `Targets use ${primary.label}. Each cell: median (min–max) of ${plan.reps} repetitions ` +
+      `(start-up: ${plan.startupReps}); ${minutes} min in all.`,
     "",
     ctx.results.markdown(),
     "### Targets",

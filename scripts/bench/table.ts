@@ -21,13 +21,14 @@ interface Group {
   notes: string[];
 }
 
-/** Three significant digits, with k/M for large numbers: 1234 → 1.23k. */
+/** Three significant digits, with k/M for large numbers: 1234 → 1234, 12345 → 12.3k, 999_960 → 1.00M. */
 export function sig(v: number): string {
   if (!Number.isFinite(v)) return "—";
   const abs = Math.abs(v);
-  if (abs >= 1e6) return `${(v / 1e6).toPrecision(3)}M`;
-  if (abs >= 1e4) return `${(v / 1e3).toPrecision(3)}k`;
-  if (abs >= 100) return v.toFixed(0);
+  // Thresholds sit where rounding to three digits would carry into the next unit (9995 → 10.0k, not 1.00e+1k).
+  if (abs >= 999_500) return `${(v / 1e6).toPrecision(3)}M`;
+  if (abs >= 9_995) return `${(v / 1e3).toPrecision(3)}k`;
+  if (abs >= 99.95) return v.toFixed(0);
   return v.toPrecision(3);
 }
 
