@@ -147,6 +147,20 @@ export class TestClient {
   }
 }
 
+/** The HTTP status a websocket upgrade of `url` gets, for upgrades the server refuses. */
+export async function upgradeStatus(url: string): Promise<number> {
+  const res = await fetch(url.replace(/^ws/, "http"), {
+    headers: {
+      Connection: "Upgrade",
+      Upgrade: "websocket",
+      "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+      "Sec-WebSocket-Version": "13",
+    },
+  });
+  await res.arrayBuffer();
+  return res.status;
+}
+
 /**
  * True while a process with this pid runs. A zombie counts as dead: an orphan killed by the server is
  * reparented to this sandbox's PID 1, which reaps it only after a while.

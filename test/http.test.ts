@@ -2,23 +2,9 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { start, stopAll, TestClient } from "./helpers.ts";
+import { start, stopAll, TestClient, upgradeStatus } from "./helpers.ts";
 
 afterEach(stopAll);
-
-/** Opens a websocket expecting the upgrade to be refused; returns the HTTP status by a plain fetch instead. */
-async function upgradeStatus(url: string): Promise<number> {
-  const res = await fetch(url.replace(/^ws/, "http"), {
-    headers: {
-      Connection: "Upgrade",
-      Upgrade: "websocket",
-      "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-      "Sec-WebSocket-Version": "13",
-    },
-  });
-  await res.arrayBuffer();
-  return res.status;
-}
 
 describe("HTTP endpoints", () => {
   test("/health answers ok", async () => {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { FIXTURES, start, stopAll, TestClient, until } from "./helpers.ts";
+import { FIXTURES, start, stopAll, TestClient, until, upgradeStatus } from "./helpers.ts";
 
 afterEach(stopAll);
 
@@ -250,18 +250,7 @@ describe("--cache", () => {
 });
 
 describe("--rooms and --maxrooms", () => {
-  async function status(t: ReturnType<typeof start>, room: string): Promise<number> {
-    const res = await fetch(t.http(`/${room}`), {
-      headers: {
-        Connection: "Upgrade",
-        Upgrade: "websocket",
-        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-        "Sec-WebSocket-Version": "13",
-      },
-    });
-    await res.arrayBuffer();
-    return res.status;
-  }
+  const status = (t: ReturnType<typeof start>, room: string) => upgradeStatus(t.url(room));
 
   test("--rooms accepts listed names and globs only", async () => {
     const t = start(["--rooms", "lobby,game-*", "cat"]);

@@ -29,6 +29,11 @@ async function freePorts(n: number): Promise<[number, number]> {
   throw new Error("no free port range");
 }
 
+/** `--tcp` on the ports lo..hi, attaching after `delay` seconds. */
+function tcpFlags([lo, hi]: [number, number], delay = "0"): string[] {
+  return ["--tcp", "--tcpports", `${lo}:${hi}`, "--delay", delay];
+}
+
 /** The gwsocket header: three big-endian u32. */
 function header(id: number, type: number, length: number): Buffer {
   const b = Buffer.alloc(12);
@@ -189,7 +194,7 @@ describe("gwsocket framing", () => {
 describe("--tcp", () => {
   test("a round trip through a child that listens on $PORT", async () => {
     const [lo, hi] = await freePorts(2);
-    const t = start(["--tcp", "--tcpports", `${lo}:${hi}`, "--delay", "0", `${FIXTURES}tcp-echo.py`]);
+    const t = start([...tcpFlags([lo, hi]), `${FIXTURES}tcp-echo.py`]);
     const a = await TestClient.open(t.url("r"));
     a.send("hi");
     a.send("there");
@@ -200,16 +205,7 @@ describe("--tcp", () => {
 
   test("the default delay of 1 s and retries: a child that listens late is still reached", async () => {
     const [lo, hi] = await freePorts(1);
-    const t = start([
-      "--tcp",
-      "--tcpports",
-      `${lo}:${hi}`,
-      "--delay",
-      "0.05",
-      `${FIXTURES}tcp-echo.py`,
-      "--",
-      "0.4",
-    ]);
+    const t = start([...tcpFlags([lo, hi], "0.05"), `${FIXTURES}tcp-echo.py`, "--", "0.4"]);
     const a = await TestClient.open(t.url("r"));
     a.send("early");
     expect(await a.next()).toBe("echo: early");
@@ -218,15 +214,7 @@ describe("--tcp", () => {
 
   test("JSON framing, join and leave messages work the same over TCP", async () => {
     const [lo, hi] = await freePorts(1);
-    const t = start([
-      "--tcp",
-      "--tcpports",
-      `${lo}:${hi}`,
-      "--delay",
-      "0",
-      "--json",
-      `${FIXTURES}tcp-cat.py`,
-    ]);
+    const t = start([...tcpFlags([lo, hi]), "--json", `${FIXTURES}tcp-cat.py`]);
     const a = await TestClient.open(t.url("r"));
     expect(await a.next()).toBe('{"t":"Join","_from":1}');
     const b = await TestClient.open(t.url("r"));
@@ -241,7 +229,7 @@ describe("--tcp", () => {
 
   test("the port returns to the pool when the child exits, and an exhausted range refuses new rooms", async () => {
     const [port] = await freePorts(1);
-    const t = start(["--tcp", "--tcpports", `${port}:${port}`, "--delay", "0", `${FIXTURES}tcp-echo.py`]);
+    const t = start([...tcpFlags([port, port]), `${FIXTURES}tcp-echo.py`]);
     const a = await TestClient.open(t.url("one"));
     a.send("x");
     expect(await a.next()).toBe("echo: x");
@@ -278,7 +266,7 @@ describe("--tcp", () => {
     const blocker = net.createServer().listen(lo, "127.0.0.1");
     await new Promise((resolve) => blocker.once("listening", resolve));
     try {
-      const t = start(["--tcp", "--tcpports", `${lo}:${hi}`, "--delay", "0", `${FIXTURES}tcp-echo.py`]);
+      const t = start([...tcpFlags([lo, hi]), `${FIXTURES}tcp-echo.py`]);
       const a = await TestClient.open(t.url("r"));
       a.send("x");
       expect(await a.next()).toBe("echo: x");
