@@ -10,13 +10,13 @@
  */
 import { existsSync } from "node:fs";
 import { FULL, type Plan, QUICK } from "./bench/plan.ts";
-import { type Context, runAll } from "./bench/scenarios.ts";
+import { type Context, runAll, STEP_IDS } from "./bench/scenarios.ts";
 import { BINARY, COMPILED, jsonOf, SOURCE, stopAll } from "./bench/servers.ts";
 import { describeMachine, ensureWebsocketd, websocketdVersion } from "./bench/setup.ts";
 import { Results } from "./bench/table.ts";
 import { targets, targetsMarkdown } from "./bench/targets.ts";
 
-const USAGE = "usage: bun scripts/bench.ts [--quick]";
+const USAGE = `usage: bun scripts/bench.ts [--quick] [--only=STEP,...]  (steps: ${STEP_IDS.join(", ")})`;
 
 function progress(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -27,9 +27,16 @@ async function main(args: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const unknown = args.filter((a) => a !== "--quick");
+  const unknown = args.filter((a) => a !== "--quick" && !a.startsWith("--only="));
   if (unknown.length > 0) {
     process.stderr.write(`bench: unknown argument ${unknown[0]}\n${USAGE}\n`);
+    return 2;
+  }
+  const onlyArg = args.find((a) => a.startsWith("--only="));
+  const only = onlyArg === undefined ? null : new Set(onlyArg.slice("--only=".length).split(","));
+  const badStep = [...(only ?? [])].find((id) => !(STEP_IDS as readonly string[]).includes(id));
+  if (badStep !== undefined) {
+    process.stderr.write(`bench: unknown step ${badStep}\n${USAGE}\n`);
     return 2;
   }
   if (process.platform !== "linux") {
@@ -61,6 +68,7 @@ async function main(args: string[]): Promise<number> {
     compiled: COMPILED,
     json: jsonOf(primary),
     progress,
+    only,
   };
 
   await runAll(ctx);

@@ -33,7 +33,12 @@ export interface Context {
   /** The primary build with `--json`. */
   json: System;
   progress: (line: string) => void;
+  /** Step ids to run (`--only`), or null for all. */
+  only: ReadonlySet<string> | null;
 }
+
+/** The steps of a run, by the id `--only` takes. */
+export const STEP_IDS = ["echo-pinned", "echo", "fanout", "routing", "churn", "memory", "startup"] as const;
 
 /** Cores for `taskset` in the pinned runs: the server and its children on one, the load generator on the other. */
 const SERVER_CPU = 0;
@@ -362,17 +367,17 @@ async function runStartup(ctx: Context): Promise<void> {
 /** Every scenario of the plan, in order; the results land in `ctx.results`, hard failures in `ctx.failures`. */
 export async function runAll(ctx: Context): Promise<void> {
   const { plan } = ctx;
-  const steps: [string, boolean, () => Promise<void>][] = [
-    ["echo, pinned", plan.echoPinned.length > 0, () => runGroup(ctx, echoGroup(ctx, true))],
-    ["echo", plan.echo.length > 0, () => runGroup(ctx, echoGroup(ctx, false))],
-    ["fan-out", true, () => runGroup(ctx, fanoutGroup(ctx))],
-    ["_to routing", true, () => runGroup(ctx, routedGroup(ctx))],
-    ["churn", true, () => runGroup(ctx, churnGroup(ctx))],
-    ["memory", true, () => runMemory(ctx)],
-    ["start-up", true, () => runStartup(ctx)],
+  const steps: [(typeof STEP_IDS)[number], string, boolean, () => Promise<void>][] = [
+    ["echo-pinned", "echo, pinned", plan.echoPinned.length > 0, () => runGroup(ctx, echoGroup(ctx, true))],
+    ["echo", "echo", plan.echo.length > 0, () => runGroup(ctx, echoGroup(ctx, false))],
+    ["fanout", "fan-out", true, () => runGroup(ctx, fanoutGroup(ctx))],
+    ["routing", "_to routing", true, () => runGroup(ctx, routedGroup(ctx))],
+    ["churn", "churn", true, () => runGroup(ctx, churnGroup(ctx))],
+    ["memory", "memory", true, () => runMemory(ctx)],
+    ["startup", "start-up", true, () => runStartup(ctx)],
   ];
-  for (const [name, enabled, step] of steps) {
-    if (!enabled) continue;
+  for (const [id, name, enabled, step] of steps) {
+    if (!enabled || (ctx.only !== null && !ctx.only.has(id))) continue;
     const t0 = performance.now();
     ctx.progress(`${name}…`);
     await step();
