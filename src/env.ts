@@ -32,7 +32,9 @@ export function remoteAddr(conn: Pick<Connection, "remoteIp" | "remotePort">): s
  * Plain names are looked up directly, so the common case costs no glob matching.
  */
 export function passEnvFilter(entries: readonly string[]): (name: string) => boolean {
-  const plain = new Set(entries.filter((e) => !picomatch.scan(e).isGlob));
+  // A name with none of picomatch's special characters is plain; checking that here spares the first
+  // `picomatch.scan` (a couple of ms at start-up) for the usual PATH,DYLD_LIBRARY_PATH.
+  const plain = new Set(entries.filter((e) => !/[*?[\]{}()!+@|\\]/.test(e) || !picomatch.scan(e).isGlob));
   const globs = entries.filter((e) => !plain.has(e));
   const glob = globs.length > 0 ? picomatch(globs) : null;
   return (name) => plain.has(name) || (glob?.(name) ?? false);

@@ -33,13 +33,25 @@ export function formatLine(format: LogFormat, obj: LogObject): string {
 }
 
 /**
+ * Writes one line to stderr through Bun's own file writer: `process.stderr` would load Node's stream machinery
+ * on first use, some 3 ms of start-up before the first log line.
+ */
+function stderrLine(): (line: string) => void {
+  const sink = Bun.stderr.writer();
+  return (line) => {
+    sink.write(line);
+    sink.flush();
+  };
+}
+
+/**
  * The one logger of the process, on stderr (stdout stays free for `--help` and `--version`). Rooms log through
- * `logger.withTag(room)`.
+ * {@link tagged}.
  */
 export function createLogger(
   format: LogFormat,
   verbosity: number,
-  write: (line: string) => unknown = (s) => process.stderr.write(s),
+  write: (line: string) => unknown = stderrLine(),
 ): Logger {
   return createConsola({
     level: BASE_LEVEL + Math.min(verbosity, 2),
@@ -48,4 +60,27 @@ export function createLogger(
     throttle: 1000,
     throttleMin: 5,
   });
+}
+
+/** A logger whose lines carry a tag (a room's name). */
+export interface TaggedLogger {
+  log(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+  debug(message: string): void;
+}
+
+/**
+ * Tags every line with `tag`, for a room. Cheaper than consola's `withTag`, which builds a whole logger
+ * (some 20 µs, paid by every room that opens).
+ */
+export function tagged(logger: Logger, tag: string): TaggedLogger {
+  return {
+    log: (message) => logger.log({ message, tag }),
+    info: (message) => logger.info({ message, tag }),
+    warn: (message) => logger.warn({ message, tag }),
+    error: (message) => logger.error({ message, tag }),
+    debug: (message) => logger.debug({ message, tag }),
+  };
 }

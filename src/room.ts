@@ -7,7 +7,7 @@ import type { Config } from "./config.ts";
 import { type Connection, childEnv, expandTemplate, remoteAddr, type ServerInfo } from "./env.ts";
 import { encodeClose, encodeFrame, encodeOpen, FrameType, GwsocketParser } from "./framing/gwsocket.ts";
 import { routeLine, stampFrom } from "./framing/json.ts";
-import type { Logger } from "./log.ts";
+import { type Logger, type TaggedLogger, tagged } from "./log.ts";
 import type { Counters } from "./stats.ts";
 
 /** Per-connection state, carried by Bun on the websocket. */
@@ -52,7 +52,7 @@ export class Room {
   /** Connections accepted since the room opened. */
   connectionsTotal = 0;
   private readonly child: Child;
-  private readonly log: Logger;
+  private readonly log: TaggedLogger;
   private closed = false;
   /** Some client reported backpressure since the last sweep. */
   private pressure = false;
@@ -78,7 +78,7 @@ export class Room {
     this.routing = config.serverFrame === "json";
     this.cacheAll = config.cache?.type === "all";
     this.newline = !config.binary && config.clientFrame !== "gwsocket";
-    this.log = ctx.log.withTag(name);
+    this.log = tagged(ctx.log, name);
     this.child = new Child({
       cmd: config.cmd,
       args: config.args,

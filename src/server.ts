@@ -178,7 +178,7 @@ export function serve(config: Config, log: Logger): RunningServer {
           } catch (err) {
             if (port !== null) ports?.give(port);
             counters.spawnFailures++;
-            log.withTag(conn.room).error((err as Error).message);
+            log.error({ message: (err as Error).message, tag: conn.room });
             ws.close(1011, closeReason((err as Error).message));
             if (config.oneshot) void handle.stop();
             return;

@@ -46,6 +46,35 @@ export class SpawnError extends Error {
 /** How often to look whether a stopped child's process group is gone before the grace period ends. */
 const GROUP_POLL_MS = 20;
 
+/** Where each command was found on PATH: looked up once per server, not once per room. */
+const commandPaths = new Map<string, string>();
+
+function findCommand(cmd: string, searchPath: string | undefined): string | null {
+  if (cmd.includes("/")) return cmd;
+  const key = `${cmd}\0${searchPath ?? ""}`;
+  let path = commandPaths.get(key) ?? null;
+  if (path === null) {
+    path = Bun.which(cmd, { PATH: searchPath ?? "" });
+    if (path !== null) commandPaths.set(key, path);
+  }
+  return path;
+}
+
+/**
+ * Children whose stdin was written this event-loop turn. One `setImmediate` flushes them all at the end of the
+ * turn: a burst of client messages costs one write per child, and a hundred busy rooms one timer, not a hundred.
+ */
+const pendingFlush = new Set<Child>();
+let flushQueued = false;
+
+function flushPending(): void {
+  flushQueued = false;
+  for (const child of pendingFlush) {
+    pendingFlush.delete(child);
+    child.flush();
+  }
+}
+
 type Input =
   | { kind: "held"; chunks: (string | Uint8Array)[] }
   | { kind: "stdin"; sink: FileSink }
@@ -65,14 +94,13 @@ export class Child {
   private input: Input = { kind: "held", chunks: [] };
   /** Bytes accepted for the child and not yet known to be written. */
   private queued = 0;
-  private flushScheduled = false;
   private flushing = false;
   private exited = false;
   private stopping: Promise<void> | null = null;
   private readonly abort = new AbortController();
 
   constructor(private readonly opts: ChildOptions) {
-    const path = opts.cmd.includes("/") ? opts.cmd : Bun.which(opts.cmd, { PATH: opts.searchPath ?? "" });
+    const path = findCommand(opts.cmd, opts.searchPath);
     if (!path) throw new SpawnError(`command not found: ${opts.cmd}`);
     const tcp = opts.tcpPort !== null;
     try {
@@ -132,9 +160,10 @@ export class Child {
     } catch {
       return false; // the child closed its stdin; its exit ends the room
     }
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flush);
+    pendingFlush.add(this);
+    if (!flushQueued) {
+      flushQueued = true;
+      setImmediate(flushPending);
     }
     return true;
   }
@@ -218,8 +247,8 @@ export class Child {
     return this.exitWithin(this.opts.delayMs);
   }
 
-  private readonly flush = (): void => {
-    this.flushScheduled = false;
+  /** Writes out what `write` queued; called once per turn by {@link flushPending}, and again when a pipe drains. */
+  flush(): void {
     const input = this.input;
     if (this.flushing || this.exited || input.kind !== "stdin") return;
     const flushed = this.queued;
@@ -246,7 +275,7 @@ export class Child {
         this.flushing = false;
       },
     );
-  };
+  }
 
   /** Hands one chunk to the sink and counts its UTF-8 bytes (the sink's answer; `estimate` when it is pending). */
   private put(sink: FileSink, chunk: string | Uint8Array, estimate: number): void {
