@@ -212,9 +212,9 @@ describe("--tcp", () => {
     expect(resolveConfig(["--tcp", "cat"]).delay).toBe(1);
   });
 
-  test("JSON framing, join and leave messages work the same over TCP", async () => {
+  test("JSON framing, join and leave messages, cache and metrics work the same over TCP", async () => {
     const [lo, hi] = await freePorts(1);
-    const t = start([...tcpFlags([lo, hi]), "--json", `${FIXTURES}tcp-cat.py`]);
+    const t = start([...tcpFlags([lo, hi]), "--json", "--cache", "8", "--metrics", `${FIXTURES}tcp-cat.py`]);
     const a = await TestClient.open(t.url("r"));
     expect(await a.next()).toBe('{"t":"Join","_from":1}');
     const b = await TestClient.open(t.url("r"));
@@ -223,8 +223,25 @@ describe("--tcp", () => {
     expect(await a.next()).toBe('{"_from":2,"_to":1,"secret":true}');
     b.close();
     expect(await a.next()).toBe('{"t":"Leave","_from":2}');
-    expect(b.received).toEqual(['{"t":"Join","_from":2}']);
+    // b got the cached join of a, then its own; never the message routed to a.
+    expect(b.received).toEqual(['{"t":"Join","_from":1}', '{"t":"Join","_from":2}']);
     expect(t.logs.join("")).toContain(`[r] listening on ${lo}`);
+
+    // A late client gets the broadcasts from the cache (not the routed message), then its own join.
+    const c = await TestClient.open(t.url("r"));
+    await c.waitFor(4);
+    expect(c.received).toEqual([
+      '{"t":"Join","_from":1}',
+      '{"t":"Join","_from":2}',
+      '{"t":"Leave","_from":2}',
+      '{"t":"Join","_from":3}',
+    ]);
+    const metrics = await (await fetch(t.http("/metrics"))).text();
+    expect(metrics).toContain('scalesocket_websocket_connections_total{room="r"} 3');
+    expect(metrics).toContain('scalesocket_messages_total{direction="client_to_child"} 5');
+    expect(metrics).toContain('scalesocket_messages_total{direction="child_to_room"} 5');
+    const bytesIn = /scalesocket_bytes_total\{direction="child_to_room"\} (\d+)/.exec(metrics);
+    expect(Number(bytesIn?.[1])).toBeGreaterThan(100);
   });
 
   test("the port returns to the pool when the child exits, and an exhausted range refuses new rooms", async () => {
