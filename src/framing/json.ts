@@ -10,14 +10,8 @@
  * always one line, since the child reads line by line.
  */
 export function stampFrom(text: string, id: number): string | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) return null;
-  const obj = value as Record<string, unknown>;
+  const obj = parseObject(text);
+  if (obj === null) return null;
   const head = `{"_from":${id}`;
   if (Object.hasOwn(obj, "_from") || text.includes("\n") || text.includes("\r")) {
     // Re-serialise only when the text itself cannot be kept: a spoofed _from, or a line break inside.
@@ -46,14 +40,8 @@ export interface Routing {
  */
 export function routeLine(line: string): Routing | null {
   if (!line.includes('"_') && !line.includes("\\u")) return null;
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    return null;
-  }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) return null;
-  const obj = value as Record<string, unknown>;
+  const obj = parseObject(line);
+  if (obj === null) return null;
   const to = obj._to;
   const routing: Routing = {
     to: typeof to === "number" && Number.isInteger(to) && to > 0 ? to : null,
@@ -65,4 +53,17 @@ export function routeLine(line: string): Routing | null {
     routing.meta = obj;
   }
   return routing.to === null && routing.meta === null && !routing.cache ? null : routing;
+}
+
+/** The JSON object `text` holds, or null for invalid JSON and for any other JSON value. */
+function parseObject(text: string): Record<string, unknown> | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  return value !== null && typeof value === "object" && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : null;
 }
