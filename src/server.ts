@@ -152,39 +152,11 @@ export function serve(config: Config, log: Logger): RunningServer {
         const { conn } = ws.data;
         counters.connections++;
         log.info(`client ${conn.id} joined room ${conn.room} from ${remoteAddr(conn)}`);
-        let room = rooms.get(conn.room);
-        if (room === undefined) {
-          // Checked again here: several upgrades for new rooms may have passed the check before any opened.
-          if (tooManyRooms(conn.room)) {
-            counters.refused++;
-            ws.close(1013, closeReason(`too many rooms: at most ${config.maxRooms} (--maxrooms)`));
-            return;
-          }
-          let port: number | null = null;
-          if (ports !== null) {
-            port = ports.takeFree();
-            if (port === null) {
-              counters.refused++;
-              log.warn(`room ${conn.room} refused: no free port in --tcpports ${config.tcpPorts.join(":")}`);
-              ws.close(
-                1013,
-                closeReason(`no free TCP port for a new room (--tcpports ${config.tcpPorts.join(":")})`),
-              );
-              return;
-            }
-          }
-          try {
-            room = new Room(conn.room, ctx, conn, takeCache(conn.room), port);
-          } catch (err) {
-            if (port !== null) ports?.give(port);
-            counters.spawnFailures++;
-            log.error({ message: (err as Error).message, tag: conn.room });
-            ws.close(1011, closeReason((err as Error).message));
-            if (config.oneshot) void handle.stop();
-            return;
-          }
-          counters.childrenSpawned++;
-          rooms.set(conn.room, room);
+        const room = rooms.get(conn.room) ?? openRoom(conn);
+        if (!(room instanceof Room)) {
+          ws.close(room.code, closeReason(room.reason));
+          if (config.oneshot) void handle.stop();
+          return;
         }
         room.join(ws);
       },
@@ -199,6 +171,41 @@ export function serve(config: Config, log: Logger): RunningServer {
       },
     },
   });
+
+  /**
+   * Starts a room for `conn`, or says why it cannot: 1013 when none may open now (room limit, no free port),
+   * 1011 when its child could not be started.
+   */
+  function openRoom(conn: ClientData["conn"]): Room | { code: 1011 | 1013; reason: string } {
+    // Checked again here: several upgrades for new rooms may have passed the check before any opened.
+    if (tooManyRooms(conn.room)) {
+      counters.refused++;
+      return { code: 1013, reason: `too many rooms: at most ${config.maxRooms} (--maxrooms)` };
+    }
+    const port = ports === null ? null : ports.takeFree();
+    if (ports !== null && port === null) {
+      counters.refused++;
+      log.warn(`room ${conn.room} refused: no free port in --tcpports ${config.tcpPorts.join(":")}`);
+      return {
+        code: 1013,
+        reason: `no free TCP port for a new room (--tcpports ${config.tcpPorts.join(":")})`,
+      };
+    }
+    const cache = takeCache(conn.room);
+    let room: Room;
+    try {
+      room = new Room(conn.room, ctx, conn, cache, port);
+    } catch (err) {
+      if (port !== null) ports?.give(port);
+      if (cache !== null && cache.length > 0) persisted.set(conn.room, cache);
+      counters.spawnFailures++;
+      log.error({ message: (err as Error).message, tag: conn.room });
+      return { code: 1011, reason: (err as Error).message };
+    }
+    counters.childrenSpawned++;
+    rooms.set(conn.room, room);
+    return room;
+  }
 
   function tooManyRooms(name: string): boolean {
     return config.maxRooms !== null && rooms.size >= config.maxRooms && !rooms.has(name);

@@ -124,7 +124,11 @@ export class Child {
       this.abort.abort();
       // Whatever the child left running in its group goes with it; only then do the pipes reach EOF.
       await this.endGroup(false);
-      await Promise.all(readers);
+      // A reader that failed (a bug in a handler) must not turn the room's end into an unhandled rejection.
+      for (const r of await Promise.allSettled(readers)) {
+        if (r.status === "rejected")
+          opts.onLog(`output reader failed: ${(r.reason as Error)?.message ?? r.reason}`);
+      }
       const signal = this.proc.signalCode;
       return { code: this.proc.exitCode, signal: signal === null ? null : String(signal) };
     });
