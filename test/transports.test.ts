@@ -293,3 +293,29 @@ describe("--tcp", () => {
     }
   });
 });
+
+describe("--delay over stdio", () => {
+  test("messages sent before the child is attached are held and delivered in order", async () => {
+    const t = start(["--delay", "0.3", "cat"]);
+    const a = await TestClient.open(t.url("r"));
+    a.send("one");
+    a.send("two");
+    expect(await a.next()).toBe("one");
+    expect(await a.next()).toBe("two");
+  });
+
+  test("a child that exits during the delay still delivers its output", async () => {
+    const t = start(["--delay", "0.3", "echo", "--", "early bird"]);
+    const a = await TestClient.open(t.url("r"));
+    expect(await a.next()).toBe("early bird");
+    expect((await a.waitClosed()).code).toBe(1000);
+  });
+
+  test("a room left during the delay stops its child with EOF, without waiting for the delay or the grace", async () => {
+    const t = start(["--delay", "5", "--grace", "5", `${FIXTURES}pid.sh`]);
+    const a = await TestClient.open(t.url("r"));
+    a.close();
+    await until(() => t.logs.some((l) => l.includes("[r] stopped")), "the child to stop", 3000);
+    expect(t.logs.join("")).toMatch(/\[r\] stopped .*pid\.sh \(pid \d+\): exited with code 0/);
+  });
+});

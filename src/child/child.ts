@@ -142,7 +142,7 @@ export class Child {
   write(data: string | Uint8Array, newline: boolean): boolean {
     const size = (typeof data === "string" ? data.length : data.byteLength) + (newline ? 1 : 0);
     const input = this.input;
-    if (input.kind === "closed" || this.queued + size > this.opts.maxBuffer) return false;
+    if (input.kind === "closed" || this.exited || this.queued + size > this.opts.maxBuffer) return false;
     if (input.kind === "tcp") {
       if (!input.link.write(data, newline)) return false;
       // `size` counts UTF-16 units for a string; the link encodes it anyway, so count its bytes here.
@@ -194,6 +194,9 @@ export class Child {
         this.settle(input.sink.end());
       } else if (input.kind === "tcp") {
         input.link.end();
+      } else if (input.kind === "held" && this.opts.tcpPort === null) {
+        // Stopped before attaching: the child still gets its EOF.
+        this.settle((this.proc.stdin as FileSink).end());
       }
     } catch {
       // already closed
@@ -203,11 +206,12 @@ export class Child {
   private async attachStdio(): Promise<void> {
     await this.delay();
     const held = this.input;
-    if (held.kind !== "held") return; // stopped during the delay
-    const sink = this.proc.stdin as FileSink;
-    this.input = { kind: "stdin", sink };
-    this.queued = 0;
-    for (const chunk of held.chunks) this.write(chunk, false);
+    // Not held any more: stopped during the delay. Its output is still read to the end, like any child's.
+    if (held.kind === "held") {
+      this.input = { kind: "stdin", sink: this.proc.stdin as FileSink };
+      this.queued = 0;
+      for (const chunk of held.chunks) this.write(chunk, false);
+    }
     await this.readOutput(this.proc.stdout);
   }
 
