@@ -27,10 +27,12 @@ export interface RunningServer {
 const MAX_ID = 0xffff_ffff;
 
 /**
- * With `--cachepersist`, caches of closed rooms are kept, at most this many (the least recently closed go
- * first), so a stream of one-off room names cannot grow memory without bound.
+ * With `--cachepersist`, caches of closed rooms are kept, at most this many and at most this many times
+ * `--maxbuffer` in all (the least recently closed go first), so a stream of one-off room names cannot grow
+ * memory without bound.
  */
 const MAX_PERSISTED_CACHES = 10_000;
+const MAX_PERSISTED_BUFFERS = 16;
 
 function text(status: number, body: string): Response {
   return new Response(`${body}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
@@ -46,6 +48,7 @@ export function serve(config: Config, log: Logger): RunningServer {
   const stopping = new Set<Promise<ExitInfo>>();
   const counters = createCounters();
   const persisted = new Map<string, MessageCache>();
+  let persistedBytes = 0;
   const roomAllowed = config.rooms === null ? null : picomatch(config.rooms, { dot: true });
   const ports = config.tcp ? new PortPool(...config.tcpPorts) : null;
   let nextId = 1;
@@ -60,11 +63,7 @@ export function serve(config: Config, log: Logger): RunningServer {
     if (rooms.get(room.name) === room) rooms.delete(room.name);
     // A port goes back to the pool only once its child is gone, so it is never handed to two live children.
     if (room.tcpPort !== null) stop.finally(() => ports?.give(room.tcpPort as number));
-    if (config.cachePersist && room.cache !== null && room.cache.length > 0) {
-      persisted.delete(room.name);
-      persisted.set(room.name, room.cache);
-      if (persisted.size > MAX_PERSISTED_CACHES) persisted.delete(persisted.keys().next().value as string);
-    }
+    if (config.cachePersist && room.cache !== null && room.cache.length > 0) keepCache(room.name, room.cache);
     stopping.add(stop);
     stop.finally(() => stopping.delete(stop));
     if (config.oneshot) void handle.stop();
@@ -197,7 +196,7 @@ export function serve(config: Config, log: Logger): RunningServer {
       room = new Room(conn.room, ctx, conn, cache, port);
     } catch (err) {
       if (port !== null) ports?.give(port);
-      if (cache !== null && cache.length > 0) persisted.set(conn.room, cache);
+      if (config.cachePersist && cache !== null && cache.length > 0) keepCache(conn.room, cache);
       counters.spawnFailures++;
       log.error({ message: (err as Error).message, tag: conn.room });
       return { code: 1011, reason: (err as Error).message };
@@ -214,8 +213,25 @@ export function serve(config: Config, log: Logger): RunningServer {
   function takeCache(name: string): MessageCache | null {
     if (config.cache === null) return null;
     const kept = persisted.get(name);
+    if (kept === undefined) return new MessageCache(config.cache.size, config.maxBuffer);
     persisted.delete(name);
-    return kept ?? new MessageCache(config.cache.size);
+    persistedBytes -= kept.bytes;
+    return kept;
+  }
+
+  /** Keeps a closed room's cache for its next opening, dropping the least recently closed past the bounds. */
+  function keepCache(name: string, cache: MessageCache): void {
+    const previous = persisted.get(name);
+    if (previous !== undefined) persistedBytes -= previous.bytes;
+    persisted.delete(name);
+    persisted.set(name, cache);
+    persistedBytes += cache.bytes;
+    const maxBytes = MAX_PERSISTED_BUFFERS * config.maxBuffer;
+    while (persisted.size > MAX_PERSISTED_CACHES || persistedBytes > maxBytes) {
+      const [oldest, dropped] = persisted.entries().next().value as [string, MessageCache];
+      persisted.delete(oldest);
+      persistedBytes -= dropped.bytes;
+    }
   }
 
   function roomInfo(room: Room | undefined): RoomInfo | undefined {

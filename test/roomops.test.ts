@@ -247,6 +247,23 @@ describe("--cache", () => {
       await stopAll();
     }
   });
+  test("persisted caches are bounded: past 16 x --maxbuffer the least recently closed are dropped", async () => {
+    const t = start(["--cache", "8", "--cachepersist", "--maxbuffer", "1K", "cat"]);
+    const line = "x".repeat(900);
+    for (let i = 0; i < 20; i++) {
+      const c = await TestClient.open(t.url(`room${i}`));
+      c.send(`${i}${line}`);
+      await c.next();
+      c.close();
+      await until(() => !t.server.rooms.has(`room${i}`), `room${i} to close`);
+    }
+    // 20 caches of ~900 bytes against 16 KiB: the first ones were dropped, the last ones kept.
+    const first = await TestClient.open(t.url("room0"));
+    first.send("fresh");
+    expect(await first.next()).toBe("fresh");
+    const last = await TestClient.open(t.url("room19"));
+    expect(await last.next()).toBe(`19${line}`);
+  });
 });
 
 describe("--rooms and --maxrooms", () => {
