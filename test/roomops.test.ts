@@ -247,6 +247,7 @@ describe("--cache", () => {
       await stopAll();
     }
   });
+
   test("persisted caches are bounded: past 16 x --maxbuffer the least recently closed are dropped", async () => {
     const t = start(["--cache", "8", "--cachepersist", "--maxbuffer", "1K", "cat"]);
     const line = "x".repeat(900);
