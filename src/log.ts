@@ -32,16 +32,59 @@ export function formatLine(format: LogFormat, obj: LogObject): string {
   return `${time} ${obj.type.toUpperCase().padEnd(5)} ${tag}${msg}\n`;
 }
 
+/** Log lines held while stderr does not drain (its reader is stuck); past this, lines are counted and dropped. */
+const MAX_HELD_LOG_BYTES = 1024 * 1024;
+
 /**
- * Writes one line to stderr through Bun's own file writer: `process.stderr` would load Node's stream machinery
+ * A line sink over a FileSink that never holds more than `maxHeld` bytes: while the sink cannot flush (stderr is
+ * a pipe nobody reads), further lines are dropped and counted, and the count is written once it drains. Logging
+ * must never be how a child spamming stderr grows the server's memory.
+ */
+export function boundedLineWriter(
+  sink: Pick<import("bun").FileSink, "write" | "flush">,
+  maxHeld = MAX_HELD_LOG_BYTES,
+) {
+  let held = 0;
+  let dropped = 0;
+  let waiting = false;
+  // Flushes until the sink takes everything; while a flush is pending, lines only go into the sink's buffer.
+  const drain = (): void => {
+    const flushed = sink.flush();
+    if (flushed instanceof Promise) {
+      waiting = true;
+      flushed.then(drain, () => {
+        waiting = false;
+      });
+      return;
+    }
+    waiting = false;
+    held = 0;
+    if (dropped > 0) {
+      const note = `${new Date().toISOString()} WARN  ${dropped} log line(s) dropped: stderr was not being read\n`;
+      dropped = 0;
+      push(note);
+    }
+  };
+  const push = (line: string): void => {
+    held += line.length;
+    sink.write(line);
+    if (!waiting) drain();
+  };
+  return (line: string): void => {
+    if (held + line.length > maxHeld) {
+      dropped++;
+      return;
+    }
+    push(line);
+  };
+}
+
+/**
+ * Writes log lines to stderr through Bun's own file writer: `process.stderr` would load Node's stream machinery
  * on first use, some 3 ms of start-up before the first log line.
  */
 function stderrLine(): (line: string) => void {
-  const sink = Bun.stderr.writer();
-  return (line) => {
-    sink.write(line);
-    sink.flush();
-  };
+  return boundedLineWriter(Bun.stderr.writer());
 }
 
 /**

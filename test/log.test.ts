@@ -1,7 +1,11 @@
 import { describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { LogObject } from "consola/core";
 import type { LogFormat } from "../src/config.ts";
-import { createLogger, formatLine } from "../src/log.ts";
+import { boundedLineWriter, createLogger, formatLine } from "../src/log.ts";
+import { until } from "./helpers.ts";
 
 const DATE = new Date("2024-05-06T07:08:09.010Z");
 
@@ -149,5 +153,31 @@ describe("createLogger", () => {
     expect(lines.length).toBeLessThan(10);
     log.info("different line");
     expect(lines.at(-1)).toContain("different line");
+  });
+});
+
+describe("boundedLineWriter", () => {
+  test("a reader that stalls costs at most maxHeld bytes; the dropped lines are counted once it reads", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ss-log-"));
+    const file = join(dir, "log.txt");
+    // Reads nothing for a while, as a stuck log collector would, then everything.
+    const reader = Bun.spawn(["sh", "-c", `sleep 0.5; exec cat > ${file}`], { stdin: "pipe" });
+    const write = boundedLineWriter(reader.stdin, 256 * 1024);
+    const line = `${"x".repeat(1023)}\n`;
+    for (let i = 0; i < 3000; i++) write(line);
+    await until(
+      () => existsSync(file) && readFileSync(file, "utf8").includes("log line(s) dropped"),
+      "the note",
+    );
+    reader.stdin.end();
+    await reader.exited;
+    const text = readFileSync(file, "utf8");
+    const kept = text.split("\n").filter((l) => l.startsWith("x")).length;
+    const dropped = Number(/WARN {2}(\d+) log line\(s\) dropped/.exec(text)?.[1]);
+    expect(kept + dropped).toBe(3000);
+    // The pipe itself takes some (about 90 KiB seen here); beyond it and the 256 KiB bound, lines were dropped,
+    // not buffered: 3 MB were offered.
+    expect(kept * 1024).toBeLessThan(256 * 1024 + 128 * 1024);
+    expect(dropped).toBeGreaterThan(2000);
   });
 });
