@@ -172,10 +172,16 @@ export class Room {
 
   /** Closes every client and stops the child, for server shutdown. */
   shutdown(): Promise<ExitInfo> {
-    this.closed = true;
-    for (const ws of this.members.values()) ws.close(1001, "server shutting down");
-    this.members.clear();
+    this.closeMembers(1001, "server shutting down");
     return this.child.stop();
+  }
+
+  /** Ends the room for its clients: no more joins or leaves count, every member gets the close frame. */
+  private closeMembers(code: number, reason: string): void {
+    this.closed = true;
+    const frameReason = closeReason(reason);
+    for (const ws of this.members.values()) ws.close(code, frameReason);
+    this.members.clear();
   }
 
   private outputFor(config: Config): ByteSplitter {
@@ -271,10 +277,8 @@ export class Room {
   /** The child cannot serve the room (a TCP child that never listened): close everyone with the reason. */
   private fail(reason: string): void {
     if (this.closed) return;
-    this.closed = true;
     this.log.error(reason);
-    for (const ws of this.members.values()) ws.close(1011, closeReason(reason));
-    this.members.clear();
+    this.closeMembers(1011, reason);
     this.ctx.onClosed(this, this.child.done);
   }
 
@@ -284,14 +288,10 @@ export class Room {
       this.log.info(`stopped ${this.ctx.config.cmd} (pid ${this.child.pid}): ${how}`);
       return;
     }
-    this.closed = true;
     this.log.info(
       `${this.ctx.config.cmd} (pid ${this.child.pid}) ${how}, closing ${this.members.size} client(s)`,
     );
-    const code = exit.code === 0 ? 1000 : 1011;
-    const reason = closeReason(`${this.ctx.config.cmd} ${how}`);
-    for (const ws of this.members.values()) ws.close(code, reason);
-    this.members.clear();
+    this.closeMembers(exit.code === 0 ? 1000 : 1011, `${this.ctx.config.cmd} ${how}`);
     this.ctx.onClosed(this, this.child.done);
   }
 }

@@ -238,14 +238,9 @@ export class Child {
     this.input = { kind: "tcp", link };
     this.queued = 0;
     for (const chunk of held.chunks) this.write(chunk, false);
-    link.onData((chunk) => {
-      this.opts.onRead(chunk.byteLength);
-      this.opts.output.push(chunk);
-      this.opts.onChunkEnd();
-    });
+    link.onData(this.deliver);
     await link.closed;
-    this.opts.output.end();
-    this.opts.onChunkEnd();
+    this.endOutput();
     // The child hung up: like a child whose stdout closed, the room is over once it exits.
     this.stop();
   }
@@ -337,14 +332,21 @@ export class Child {
   }
 
   private async readOutput(stream: ReadableStream<Uint8Array>): Promise<void> {
-    const { output, onChunkEnd, onRead } = this.opts;
-    for await (const chunk of stream) {
-      onRead(chunk.byteLength);
-      output.push(chunk);
-      onChunkEnd();
-    }
-    output.end();
-    onChunkEnd();
+    for await (const chunk of stream) this.deliver(chunk);
+    this.endOutput();
+  }
+
+  /** One chunk of output, from stdout or the TCP socket: counted, cut into messages, then the slow-client check. */
+  private readonly deliver = (chunk: Uint8Array): void => {
+    this.opts.onRead(chunk.byteLength);
+    this.opts.output.push(chunk);
+    this.opts.onChunkEnd();
+  };
+
+  /** The output ended: a last unterminated message goes out. */
+  private endOutput(): void {
+    this.opts.output.end();
+    this.opts.onChunkEnd();
   }
 
   private async readLog(stream: ReadableStream<Uint8Array>): Promise<void> {
