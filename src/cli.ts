@@ -112,7 +112,7 @@ export const args = {
   maxbuffer: {
     type: "string",
     valueHint: "SIZE",
-    default: "4M",
+    default: `${DEFAULTS.maxBuffer / 1024 ** 2}M`,
     description: "Most bytes queued for one client or one child's stdin (K, M, G suffixes)",
   },
   grace: {
@@ -284,8 +284,10 @@ export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(
     tcp: a.tcp === true,
     tcpPorts: parsePortRange(a.tcpports ?? DEFAULTS.tcpPorts),
     verbosity: pre.verbosity,
-    maxBuffer: parseSize("maxbuffer", a.maxbuffer ?? "4M"),
-    graceMs: Math.round(parseSeconds("grace", a.grace ?? String(DEFAULTS.graceSeconds)) * 1000),
+    maxBuffer: a.maxbuffer === undefined ? DEFAULTS.maxBuffer : parseSize("maxbuffer", a.maxbuffer),
+    graceMs: Math.round(
+      (a.grace === undefined ? DEFAULTS.graceSeconds : parseSeconds("grace", a.grace)) * 1000,
+    ),
     tcpTimeoutMs: DEFAULTS.tcpTimeoutMs,
   };
 
