@@ -289,6 +289,7 @@ export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(
       (a.grace === undefined ? DEFAULTS.graceSeconds : parseSeconds("grace", a.grace)) * 1000,
     ),
     tcpTimeoutMs: DEFAULTS.tcpTimeoutMs,
+    osPipes: true,
   };
 
   checkCombinations(config);

@@ -50,6 +50,11 @@ export interface Config {
   graceMs: number;
   /** With `--tcp`: how long after the delay a child may take to start listening (no flag; tests shorten it). */
   tcpTimeoutMs: number;
+  /**
+   * Stdio children get plain OS pipes (faster than Bun's socketpairs, see child/pipes.ts) where libc can be
+   * loaded. No flag: always on; tests turn it off to cover the fallback to Bun's own pipes.
+   */
+  osPipes: boolean;
 }
 
 export const DEFAULTS = {

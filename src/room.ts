@@ -95,6 +95,7 @@ export class Room {
       delayMs: Math.round((config.delay ?? 0) * 1000),
       tcpPort,
       connectTimeoutMs: config.tcpTimeoutMs,
+      osPipes: config.osPipes,
       output: this.outputFor(config),
       onChunkEnd: this.sweepSlowClients,
       onLog: (line) => this.log.log(line),

@@ -84,6 +84,7 @@ describe("defaults", () => {
       maxBuffer: 4 * 1024 * 1024,
       graceMs: 2000,
       tcpTimeoutMs: 10_000,
+      osPipes: true,
     } satisfies Config);
   });
 });

@@ -1,5 +1,6 @@
 import type { FileSink, Subprocess } from "bun";
 import type { ByteSplitter } from "./bytesplit.ts";
+import { type ChildPipes, type OwnedFd, openStdio } from "./pipes.ts";
 import { LineSplitter } from "./split.ts";
 import { connectWithRetry, type TcpLink } from "./tcp.ts";
 
@@ -24,6 +25,8 @@ export interface ChildOptions {
   tcpPort: number | null;
   /** With `--tcp`: how long after the delay the child may take to start listening. */
   connectTimeoutMs: number;
+  /** Plain OS pipes for stdio where libc is reachable (see pipes.ts); false keeps Bun's own. */
+  osPipes: boolean;
   /** Cuts the child's output into messages (text lines, delimiters, chunks, gwsocket frames). */
   output: ByteSplitter;
   /** Called after the messages of one chunk of output were delivered: the room checks slow clients here. */
@@ -75,9 +78,26 @@ function flushPending(): void {
   }
 }
 
+/** A stream of the child's output and how to let go of it once read to the end. */
+interface Source {
+  stream: ReadableStream<Uint8Array>;
+  release(): void;
+}
+
+/** The child's stdin before it is written to: our end of its pipe, or Bun's sink. */
+type StdinEnd = { fd: OwnedFd } | { sink: FileSink };
+
+function fdSource(fd: OwnedFd): Source {
+  return { stream: Bun.file(fd.fd).stream(), release: () => fd.close() };
+}
+
+function bunSource(stream: ReadableStream<Uint8Array>): Source {
+  return { stream, release: () => {} };
+}
+
 type Input =
   | { kind: "held"; chunks: (string | Uint8Array)[] }
-  | { kind: "stdin"; sink: FileSink }
+  | { kind: "stdin"; sink: FileSink; fd: OwnedFd | null }
   | { kind: "tcp"; link: TcpLink }
   | { kind: "closed" };
 
@@ -90,7 +110,8 @@ type Input =
 export class Child {
   readonly pid: number;
   readonly done: Promise<ExitInfo>;
-  private readonly proc: Subprocess<"pipe" | "ignore", "pipe", "pipe">;
+  private readonly proc: Subprocess;
+  private readonly stdinEnd: StdinEnd | null;
   private input: Input = { kind: "held", chunks: [] };
   /** Bytes accepted for the child and not yet known to be written. */
   private queued = 0;
@@ -103,25 +124,49 @@ export class Child {
     const path = findCommand(opts.cmd, opts.searchPath);
     if (!path) throw new SpawnError(`command not found: ${opts.cmd}`);
     const tcp = opts.tcpPort !== null;
+    let stdio: ChildPipes | null;
+    try {
+      stdio = opts.osPipes ? openStdio(!tcp) : null;
+    } catch (err) {
+      throw new SpawnError(`cannot start ${opts.cmd}: ${(err as Error).message}`);
+    }
     try {
       this.proc = Bun.spawn([path, ...opts.args], {
         env: opts.env,
-        stdin: tcp ? "ignore" : "pipe",
-        stdout: "pipe",
-        stderr: "pipe",
+        stdin: tcp ? "ignore" : (stdio?.stdin?.read.fd ?? "pipe"),
+        stdout: stdio?.stdout.write.fd ?? "pipe",
+        stderr: stdio?.stderr.write.fd ?? "pipe",
         // Its own process group: SIGTERM/SIGKILL to -pid then reaches everything the child started.
         detached: true,
       });
     } catch (err) {
+      for (const pipe of stdio ? [stdio.stdin, stdio.stdout, stdio.stderr] : []) {
+        pipe?.read.close();
+        pipe?.write.close();
+      }
       throw new SpawnError(`cannot start ${opts.cmd}: ${(err as Error).message}`);
     }
+    // The child has its ends now; ours must not keep them open, or its stdin never sees EOF.
+    for (const end of stdio?.child ?? []) end.close();
     this.pid = this.proc.pid;
-    const readers = [this.readLog(this.proc.stderr)];
-    if (tcp) readers.push(this.readLog(this.proc.stdout), this.attachTcp(opts.tcpPort as number));
-    else readers.push(this.attachStdio());
+    let stdout: Source;
+    let stderr: Source;
+    if (stdio) {
+      stdout = fdSource(stdio.stdout.read);
+      stderr = fdSource(stdio.stderr.read);
+      this.stdinEnd = stdio.stdin ? { fd: stdio.stdin.write } : null;
+    } else {
+      stdout = bunSource(this.proc.stdout as ReadableStream<Uint8Array>);
+      stderr = bunSource(this.proc.stderr as ReadableStream<Uint8Array>);
+      this.stdinEnd = tcp ? null : { sink: this.proc.stdin as FileSink };
+    }
+    const readers = [this.readLog(stderr)];
+    if (tcp) readers.push(this.readLog(stdout), this.attachTcp(opts.tcpPort as number));
+    else readers.push(this.attachStdio(stdout));
     this.done = this.proc.exited.then(async () => {
       this.exited = true;
-      this.abort.abort();
+      // Nothing more can reach it; its stdin is closed here if no stop() did it (our pipe end is a real fd).
+      this.closeInput();
       // Whatever the child left running in its group goes with it; only then do the pipes reach EOF.
       await this.endGroup(false);
       // A reader that failed (a bug in a handler) must not turn the room's end into an unhandled rejection.
@@ -187,32 +232,46 @@ export class Child {
     const input = this.input;
     this.input = { kind: "closed" };
     this.abort.abort();
-    try {
-      if (input.kind === "stdin") {
-        // What clients sent last (and --leavemsg) still reaches the child before EOF.
-        this.settle(input.sink.flush());
-        this.settle(input.sink.end());
-      } else if (input.kind === "tcp") {
-        input.link.end();
-      } else if (input.kind === "held" && this.opts.tcpPort === null) {
-        // Stopped before attaching: the child still gets its EOF.
-        this.settle((this.proc.stdin as FileSink).end());
-      }
-    } catch {
-      // already closed
+    if (input.kind === "stdin") {
+      // What clients sent last (and --leavemsg) still reaches the child before EOF.
+      this.endSink(input.sink, input.fd);
+    } else if (input.kind === "tcp") {
+      input.link.end();
+    } else if (input.kind === "held" && this.stdinEnd) {
+      // Stopped before attaching: the child still gets its EOF.
+      if ("fd" in this.stdinEnd) this.stdinEnd.fd.close();
+      else this.endSink(this.stdinEnd.sink, null);
     }
   }
 
-  private async attachStdio(): Promise<void> {
+  /** Flushes and ends the child's stdin; our pipe end is closed once the sink let go of it (Bun's closes itself). */
+  private endSink(sink: FileSink, fd: OwnedFd | null): void {
+    let ended: unknown;
+    try {
+      this.settle(sink.flush());
+      ended = sink.end();
+    } catch {
+      // already closed: the child is gone
+    }
+    const release = (): void => fd?.close();
+    if (ended instanceof Promise) ended.then(release, release);
+    else release();
+  }
+
+  private async attachStdio(stdout: Source): Promise<void> {
     await this.delay();
     const held = this.input;
+    const end = this.stdinEnd;
     // Not held any more: stopped during the delay. Its output is still read to the end, like any child's.
-    if (held.kind === "held") {
-      this.input = { kind: "stdin", sink: this.proc.stdin as FileSink };
+    if (held.kind === "held" && end) {
+      this.input =
+        "fd" in end
+          ? { kind: "stdin", sink: Bun.file(end.fd.fd).writer(), fd: end.fd }
+          : { kind: "stdin", sink: end.sink, fd: null };
       this.queued = 0;
       for (const chunk of held.chunks) this.write(chunk, false);
     }
-    await this.readOutput(this.proc.stdout);
+    await this.readOutput(stdout);
   }
 
   private async attachTcp(port: number): Promise<void> {
@@ -331,8 +390,12 @@ export class Child {
     }
   }
 
-  private async readOutput(stream: ReadableStream<Uint8Array>): Promise<void> {
-    for await (const chunk of stream) this.deliver(chunk);
+  private async readOutput(source: Source): Promise<void> {
+    try {
+      for await (const chunk of source.stream) this.deliver(chunk);
+    } finally {
+      source.release();
+    }
     this.endOutput();
   }
 
@@ -349,10 +412,14 @@ export class Child {
     this.opts.onChunkEnd();
   }
 
-  private async readLog(stream: ReadableStream<Uint8Array>): Promise<void> {
+  private async readLog(source: Source): Promise<void> {
     const decoder = new TextDecoder();
     const lines = new LineSplitter(this.opts.maxBuffer, this.opts.onLog, this.opts.onOversizeLog);
-    for await (const chunk of stream) lines.push(decoder.decode(chunk, { stream: true }));
+    try {
+      for await (const chunk of source.stream) lines.push(decoder.decode(chunk, { stream: true }));
+    } finally {
+      source.release();
+    }
     lines.push(decoder.decode());
     lines.end();
   }
