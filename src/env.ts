@@ -41,21 +41,32 @@ export function passEnvFilter(entries: readonly string[]): (name: string) => boo
 }
 
 /**
- * The child's whole environment: the `--passenv` variables of the server, then the CGI variables of the
- * connection that opened the room (RFC 3875, as websocketd sets them), then `extra` (such as `PORT`).
- * Nothing else of the server's environment reaches the child.
+ * The variables of the server's environment that `pass` lets through to children. Taken once, when the server
+ * starts: nothing changes the server's environment afterwards, and reading all of it costs every room otherwise.
  */
-export function childEnv(
+export function passedEnv(
   pass: (name: string) => boolean,
   source: Readonly<Record<string, string | undefined>>,
-  conn: Connection,
-  server: ServerInfo,
-  extra: Readonly<Record<string, string>> = {},
-): Record<string, string> {
+): Readonly<Record<string, string>> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(source)) {
     if (value !== undefined && pass(name)) env[name] = value;
   }
+  return env;
+}
+
+/**
+ * The child's whole environment: `passed` (the server's variables from {@link passedEnv}), then the CGI
+ * variables of the connection that opened the room (RFC 3875, as websocketd sets them), then `extra` (such as
+ * `PORT`). Nothing else of the server's environment reaches the child.
+ */
+export function childEnv(
+  passed: Readonly<Record<string, string>>,
+  conn: Connection,
+  server: ServerInfo,
+  extra: Readonly<Record<string, string>> = {},
+): Record<string, string> {
+  const env: Record<string, string> = { ...passed };
   conn.headers.forEach((value, key) => {
     // httpoxy: a client's `Proxy:` header would become HTTP_PROXY, which many HTTP libraries obey.
     if (key === "proxy") return;

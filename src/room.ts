@@ -25,7 +25,8 @@ export interface RoomContext {
   config: Config;
   server: Server<ClientData>;
   log: Logger;
-  passEnv: (name: string) => boolean;
+  /** The server's variables that children inherit (`--passenv`), taken at start. */
+  passedEnv: Readonly<Record<string, string>>;
   serverInfo: ServerInfo;
   counters: Counters;
   /** The room stopped taking clients: forget it, so the next connection starts a fresh child. */
@@ -82,13 +83,7 @@ export class Room {
     this.child = new Child({
       cmd: config.cmd,
       args: config.args,
-      env: childEnv(
-        ctx.passEnv,
-        process.env,
-        opener,
-        ctx.serverInfo,
-        tcpPort === null ? {} : { PORT: String(tcpPort) },
-      ),
+      env: childEnv(ctx.passedEnv, opener, ctx.serverInfo, tcpPort === null ? {} : { PORT: String(tcpPort) }),
       searchPath: process.env.PATH,
       maxBuffer: config.maxBuffer,
       graceMs: config.graceMs,

@@ -6,7 +6,7 @@ import type { ExitInfo } from "./child/child.ts";
 import { PortPool } from "./child/ports.ts";
 import { VERSION } from "./cli.ts";
 import { type Config, RESERVED_ROOMS } from "./config.ts";
-import { passEnvFilter, remoteAddr } from "./env.ts";
+import { passEnvFilter, passedEnv, remoteAddr } from "./env.ts";
 import type { Logger } from "./log.ts";
 import { CONTENT_TYPE, renderMetrics } from "./metrics.ts";
 import { type ClientData, closeReason, Room, type RoomContext } from "./room.ts";
@@ -248,7 +248,7 @@ export function serve(config: Config, log: Logger): RunningServer {
     config,
     server,
     log,
-    passEnv: passEnvFilter(config.passEnv),
+    passedEnv: passedEnv(passEnvFilter(config.passEnv), process.env),
     serverInfo: {
       hostname: config.hostname,
       port: server.port ?? config.port,

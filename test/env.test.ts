@@ -4,6 +4,7 @@ import {
   childEnv,
   expandTemplate,
   passEnvFilter,
+  passedEnv,
   remoteAddr,
   type ServerInfo,
 } from "../src/env.ts";
@@ -87,7 +88,7 @@ describe("childEnv", () => {
   };
 
   test("exactly the passed variables and the CGI set, nothing else", () => {
-    const env = childEnv(passEnvFilter(["PATH", "DYLD_LIBRARY_PATH"]), source, conn(), SERVER);
+    const env = childEnv(passedEnv(passEnvFilter(["PATH", "DYLD_LIBRARY_PATH"]), source), conn(), SERVER);
     expect(Object.keys(env).sort()).toEqual(["PATH", ...CGI_KEYS].sort());
     expect(env).toEqual({
       PATH: "/usr/bin:/bin",
@@ -107,12 +108,12 @@ describe("childEnv", () => {
   });
 
   test("an empty pass list passes nothing of the server's environment", () => {
-    const env = childEnv(passEnvFilter([]), source, conn(), SERVER);
+    const env = childEnv(passedEnv(passEnvFilter([]), source), conn(), SERVER);
     expect(Object.keys(env).sort()).toEqual([...CGI_KEYS].sort());
   });
 
   test("globs pass every matching variable; undefined values are skipped", () => {
-    const env = childEnv(passEnvFilter(["LC_*", "UNDEF"]), source, conn(), SERVER);
+    const env = childEnv(passedEnv(passEnvFilter(["LC_*", "UNDEF"]), source), conn(), SERVER);
     expect(env.LC_ALL).toBe("C.UTF-8");
     expect(env.LC_CTYPE).toBe("C");
     expect("LANG" in env).toBe(false);
@@ -122,8 +123,7 @@ describe("childEnv", () => {
 
   test("the connection's values: query, room, path, IPv6 peer", () => {
     const env = childEnv(
-      passEnvFilter([]),
-      source,
+      passedEnv(passEnvFilter([]), source),
       conn({
         room: "a b",
         scriptName: "/a%20b",
@@ -152,7 +152,7 @@ describe("childEnv", () => {
       "X-Forwarded-For": "198.51.100.1",
       Cookie: "a=1",
     });
-    const env = childEnv(passEnvFilter(["PATH"]), source, conn({ headers }), SERVER);
+    const env = childEnv(passedEnv(passEnvFilter(["PATH"]), source), conn({ headers }), SERVER);
     expect(Object.keys(env).sort()).toEqual(
       [
         "PATH",
@@ -175,7 +175,7 @@ describe("childEnv", () => {
 
   test("a Proxy header does not become HTTP_PROXY (httpoxy)", () => {
     const headers = new Headers({ Proxy: "http://evil.example:3128", Host: "x" });
-    const env = childEnv(passEnvFilter([]), source, conn({ headers }), SERVER);
+    const env = childEnv(passedEnv(passEnvFilter([]), source), conn({ headers }), SERVER);
     expect("HTTP_PROXY" in env).toBe(false);
     expect(env.HTTP_HOST).toBe("x");
   });
@@ -188,26 +188,33 @@ describe("childEnv", () => {
     ["127.0.0.1:9000", "127.0.0.1"],
   ];
   test.each(hosts)("SERVER_NAME from Host %s is %s", (host, name) => {
-    const env = childEnv(passEnvFilter([]), {}, conn({ headers: new Headers({ host }) }), SERVER);
+    const env = childEnv(passedEnv(passEnvFilter([]), {}), conn({ headers: new Headers({ host }) }), SERVER);
     expect(env.SERVER_NAME).toBe(name);
     expect(env.SERVER_PORT).toBe("9000");
   });
 
   test("CGI variables override passed variables of the same name", () => {
-    const env = childEnv(passEnvFilter(["*"]), { ROOM: "server", QUERY_STRING: "server" }, conn(), SERVER);
+    const env = childEnv(
+      passedEnv(passEnvFilter(["*"]), { ROOM: "server", QUERY_STRING: "server" }),
+      conn(),
+      SERVER,
+    );
     expect(env.ROOM).toBe("lobby");
     expect(env.QUERY_STRING).toBe("");
   });
 
   test("extra variables are added last and win", () => {
-    const env = childEnv(passEnvFilter([]), {}, conn(), SERVER, { PORT: "9001", ROOM: "override" });
+    const env = childEnv(passedEnv(passEnvFilter([]), {}), conn(), SERVER, {
+      PORT: "9001",
+      ROOM: "override",
+    });
     expect(env.PORT).toBe("9001");
     expect(env.ROOM).toBe("override");
     expect(Object.keys(env).sort()).toEqual([...CGI_KEYS, "PORT"].sort());
   });
 
   test("process.env does not leak without --passenv", () => {
-    const env = childEnv(passEnvFilter(["PATH"]), process.env, conn(), SERVER);
+    const env = childEnv(passedEnv(passEnvFilter(["PATH"]), process.env), conn(), SERVER);
     for (const key of Object.keys(env)) expect(["PATH", ...CGI_KEYS]).toContain(key);
   });
 });
