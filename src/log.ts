@@ -16,12 +16,19 @@ function formatArg(arg: unknown): string {
   }
 }
 
-/** One log line: `time LEVEL [tag] message` for text, one JSON object for json. Never colour, never boxes. */
-export function formatLine(format: LogFormat, obj: LogObject): string {
-  const msg = [obj.message, ...obj.args]
+/** The message and arguments of a log call as one string; the usual single string is taken as it is. */
+function messageOf({ message, args }: LogObject): string {
+  if (args.length === 0) return message === undefined ? "" : formatArg(message);
+  if (message === undefined && args.length === 1) return formatArg(args[0]);
+  return [message, ...args]
     .filter((a) => a !== undefined)
     .map(formatArg)
     .join(" ");
+}
+
+/** One log line: `time LEVEL [tag] message` for text, one JSON object for json. Never colour, never boxes. */
+export function formatLine(format: LogFormat, obj: LogObject): string {
+  const msg = messageOf(obj);
   const time = obj.date.toISOString();
   if (format === "json") {
     const line: Record<string, string> = { time, level: obj.type, msg };
@@ -47,8 +54,10 @@ export function boundedLineWriter(
   let held = 0;
   let dropped = 0;
   let waiting = false;
+  let scheduled = false;
   // Flushes until the sink takes everything; while a flush is pending, lines only go into the sink's buffer.
   const drain = (): void => {
+    scheduled = false;
     const flushed = sink.flush();
     if (flushed instanceof Promise) {
       waiting = true;
@@ -65,10 +74,15 @@ export function boundedLineWriter(
       push(note);
     }
   };
+  // One write per event-loop turn, not per line: a room opening and closing logs several lines in a few turns.
+  // Bun writes out what is buffered when the process exits.
   const push = (line: string): void => {
     held += line.length;
     sink.write(line);
-    if (!waiting) drain();
+    if (!waiting && !scheduled) {
+      scheduled = true;
+      setImmediate(drain);
+    }
   };
   return (line: string): void => {
     if (held + line.length > maxHeld) {
