@@ -118,7 +118,8 @@ export class Child {
   private flushing = false;
   private exited = false;
   private stopping: Promise<void> | null = null;
-  private readonly abort = new AbortController();
+  /** Ends a `--tcp` child's connection attempts; only TCP children have one (`abort()` is not free). */
+  private abort: AbortController | null = null;
 
   constructor(private readonly opts: ChildOptions) {
     const path = findCommand(opts.cmd, opts.searchPath);
@@ -231,7 +232,7 @@ export class Child {
   private closeInput(): void {
     const input = this.input;
     this.input = { kind: "closed" };
-    this.abort.abort();
+    this.abort?.abort();
     if (input.kind === "stdin") {
       // What clients sent last (and --leavemsg) still reaches the child before EOF.
       this.endSink(input.sink, input.fd);
@@ -276,6 +277,7 @@ export class Child {
 
   private async attachTcp(port: number): Promise<void> {
     let link: TcpLink;
+    this.abort = new AbortController();
     try {
       link = await connectWithRetry(port, {
         delayMs: this.opts.delayMs,
