@@ -3,6 +3,7 @@ import type { MessageCache } from "./cache.ts";
 import type { ByteSplitter } from "./child/bytesplit.ts";
 import { Child, type ExitInfo } from "./child/child.ts";
 import { outputSplitter } from "./child/output.ts";
+import type { Spawner } from "./child/spawner.ts";
 import type { Config } from "./config.ts";
 import { type Connection, childEnv, expandTemplate, remoteAddr, type ServerInfo } from "./env.ts";
 import { encodeClose, encodeFrame, encodeOpen, FrameType, GwsocketParser } from "./framing/gwsocket.ts";
@@ -30,7 +31,9 @@ export interface RoomContext {
   serverInfo: ServerInfo;
   counters: Counters;
   /** The room stopped taking clients: forget it, so the next connection starts a fresh child. */
-  onClosed: (room: Room, stopped: Promise<ExitInfo>) => void;
+  onClosed: (room: Room, stopped: Promise<unknown>) => void;
+  /** Starts children off the event loop; null starts them on it. */
+  spawner: Spawner | null;
 }
 
 /** Close reasons are limited to 123 bytes by RFC 6455. */
@@ -102,11 +105,18 @@ export class Room {
         counters.bytesToChild += bytes;
       },
       onAttachFailed: (reason) => this.fail(reason),
+      spawner: ctx.spawner,
+      onStarted: (pid) => {
+        counters.childrenSpawned++;
+        this.log.info(`started ${config.cmd} (pid ${pid}${tcpPort === null ? "" : `, port ${tcpPort}`})`);
+      },
+      onStartFailed: (reason) => {
+        counters.spawnFailures++;
+        this.fail(reason);
+      },
     });
-    this.log.info(
-      `started ${config.cmd} (pid ${this.child.pid}${tcpPort === null ? "" : `, port ${tcpPort}`})`,
-    );
     this.child.done.then((exit) => {
+      if (exit === null) return;
       if (exit.signal !== null) counters.childrenKilledBySignal++;
       else if (exit.code === 0) counters.childrenExitedZero++;
       else counters.childrenExitedNonZero++;
@@ -167,7 +177,7 @@ export class Room {
   }
 
   /** Closes every client and stops the child, for server shutdown. */
-  shutdown(): Promise<ExitInfo> {
+  shutdown(): Promise<ExitInfo | null> {
     this.closeMembers(1001, "server shutting down");
     return this.child.stop();
   }
@@ -279,7 +289,12 @@ export class Room {
   }
 
   private childExited(exit: ExitInfo): void {
-    const how = exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+    const how =
+      exit.signal !== null
+        ? `was killed by ${exit.signal}`
+        : exit.code === null
+          ? "can no longer be watched"
+          : `exited with code ${exit.code}`;
     if (this.closed) {
       this.log.info(`stopped ${this.ctx.config.cmd} (pid ${this.child.pid}): ${how}`);
       return;

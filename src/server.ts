@@ -2,8 +2,9 @@ import type { Server } from "bun";
 import picomatch from "picomatch";
 import { answerApi, type RoomInfo } from "./api.ts";
 import { MessageCache } from "./cache.ts";
-import type { ExitInfo } from "./child/child.ts";
+import { pipesAvailable } from "./child/pipes.ts";
 import { PortPool } from "./child/ports.ts";
+import { Spawner } from "./child/spawner.ts";
 import { VERSION } from "./cli.ts";
 import { type Config, RESERVED_ROOMS } from "./config.ts";
 import { passEnvFilter, passedEnv, remoteAddr } from "./env.ts";
@@ -45,7 +46,7 @@ function text(status: number, body: string): Response {
 export function serve(config: Config, log: Logger): RunningServer {
   const rooms = new Map<string, Room>();
   /** Children still being stopped after their room closed; shutdown waits for them. */
-  const stopping = new Set<Promise<ExitInfo>>();
+  const stopping = new Set<Promise<unknown>>();
   const counters = createCounters();
   const persisted = new Map<string, MessageCache>();
   let persistedBytes = 0;
@@ -59,7 +60,7 @@ export function serve(config: Config, log: Logger): RunningServer {
     markFinished = resolve;
   });
 
-  const onClosed = (room: Room, stop: Promise<ExitInfo>): void => {
+  const onClosed = (room: Room, stop: Promise<unknown>): void => {
     if (rooms.get(room.name) === room) rooms.delete(room.name);
     // A port goes back to the pool only once its child is gone, so it is never handed to two live children.
     if (room.tcpPort !== null) stop.finally(() => ports?.give(room.tcpPort as number));
@@ -201,7 +202,6 @@ export function serve(config: Config, log: Logger): RunningServer {
       log.error({ message: (err as Error).message, tag: conn.room });
       return { code: 1011, reason: (err as Error).message };
     }
-    counters.childrenSpawned++;
     rooms.set(conn.room, room);
     return room;
   }
@@ -244,8 +244,17 @@ export function serve(config: Config, log: Logger): RunningServer {
     }
   }
 
+  // Rooms' children are started on a thread of their own, so a room that opens does not hold the others' traffic.
+  const spawner =
+    config.osPipes && pipesAvailable()
+      ? new Spawner((err) =>
+          log.error(`spawner thread failed (${err.message}); starting children on the main thread`),
+        )
+      : null;
+
   const ctx: RoomContext = {
     config,
+    spawner,
     server,
     log,
     passedEnv: passedEnv(passEnvFilter(config.passEnv), process.env),
@@ -268,6 +277,7 @@ export function serve(config: Config, log: Logger): RunningServer {
         const exits = [...rooms.values()].map((room) => room.shutdown());
         rooms.clear();
         await Promise.allSettled([...exits, ...stopping]);
+        spawner?.close();
         await server.stop(true);
         markFinished();
       })();

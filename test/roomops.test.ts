@@ -30,6 +30,11 @@ describe("--metrics", () => {
     const a = await TestClient.open(t.url("lobby"));
     const b = await TestClient.open(t.url("lobby"));
     const c = await TestClient.open(t.url("game"));
+    // A child counts as spawned once it runs: a round trip through each room's cat shows that it does.
+    for (const client of [a, c]) {
+      client.send("up");
+      expect(await client.next()).toBe("up");
+    }
     let text = await metrics(t);
     expect(text).toContain("# TYPE scalesocket_websocket_connections counter\n");
     expect(text).toContain("# TYPE scalesocket_websocket_connections_open gauge\n");

@@ -1,6 +1,7 @@
 import type { FileSink, Subprocess } from "bun";
 import type { ByteSplitter } from "./bytesplit.ts";
 import { type ChildPipes, type OwnedFd, openStdio } from "./pipes.ts";
+import { type Spawner, SpawnerGone, type StartedProcess } from "./spawner.ts";
 import { LineSplitter } from "./split.ts";
 import { connectWithRetry, type TcpLink } from "./tcp.ts";
 
@@ -27,6 +28,12 @@ export interface ChildOptions {
   connectTimeoutMs: number;
   /** Plain OS pipes for stdio where libc is reachable (see pipes.ts); false keeps Bun's own. */
   osPipes: boolean;
+  /** Starts the child off the event loop (with OS pipes only); null starts it here. */
+  spawner: Spawner | null;
+  /** The child runs, with this pid. */
+  onStarted: (pid: number) => void;
+  /** The child could not be started on the spawner thread (say, not executable); `done` settles with null. */
+  onStartFailed: (reason: string) => void;
   /** Cuts the child's output into messages (text lines, delimiters, chunks, gwsocket frames). */
   output: ByteSplitter;
   /** Called after the messages of one chunk of output were delivered: the room checks slow clients here. */
@@ -80,7 +87,8 @@ function flushPending(): void {
 
 /** A stream of the child's output and how to let go of it once read to the end. */
 interface Source {
-  stream: ReadableStream<Uint8Array>;
+  /** Opened only once the child runs: a child that never started has pipes nobody may read. */
+  open(): ReadableStream<Uint8Array>;
   release(): void;
 }
 
@@ -88,11 +96,46 @@ interface Source {
 type StdinEnd = { fd: OwnedFd } | { sink: FileSink };
 
 function fdSource(fd: OwnedFd): Source {
-  return { stream: Bun.file(fd.fd).stream(), release: () => fd.close() };
+  return { open: () => Bun.file(fd.fd).stream(), release: () => fd.close() };
 }
 
 function bunSource(stream: ReadableStream<Uint8Array>): Source {
-  return { stream, release: () => {} };
+  return { open: () => stream, release: () => {} };
+}
+
+/** A running child: its pid and how it ends. */
+type Proc = StartedProcess;
+
+/**
+ * Bun.spawn on this thread, for when there is no spawner thread (no OS pipes here, or the thread failed).
+ * `stdio` are our pipes when there are any; their parent ends stay ours. Throws SpawnError.
+ */
+function spawnHere(
+  argv: string[],
+  opts: ChildOptions,
+  fds: ["pipe" | "ignore" | number, "pipe" | number, "pipe" | number],
+  stdio: ChildPipes | null,
+): Proc & { subprocess: Subprocess } {
+  let subprocess: Subprocess;
+  try {
+    subprocess = Bun.spawn(argv, {
+      env: opts.env,
+      stdio: fds,
+      // Its own process group: SIGTERM/SIGKILL to -pid then reaches everything the child started.
+      detached: true,
+    });
+  } catch (err) {
+    for (const pipe of stdio ? [stdio.stdin, stdio.stdout, stdio.stderr] : []) {
+      pipe?.read.close();
+      pipe?.write.close();
+    }
+    throw new SpawnError(`cannot start ${opts.cmd}: ${(err as Error).message}`);
+  }
+  const exited = subprocess.exited.then(() => {
+    const signal = subprocess.signalCode;
+    return { code: subprocess.exitCode, signal: signal === null ? null : String(signal) };
+  });
+  return { pid: subprocess.pid, exited, subprocess };
 }
 
 type Input =
@@ -108,9 +151,12 @@ type Input =
  * was read to the end.
  */
 export class Child {
-  readonly pid: number;
-  readonly done: Promise<ExitInfo>;
-  private readonly proc: Subprocess;
+  /** The child's pid once it runs; null while it is being started. */
+  pid: number | null = null;
+  /** How the child ended, once it did and its output was read; null when it never started. */
+  readonly done: Promise<ExitInfo | null>;
+  /** The running process, or null when it could not be started. */
+  private readonly started: Promise<Proc | null>;
   private readonly stdinEnd: StdinEnd | null;
   private input: Input = { kind: "held", chunks: [] };
   /** Bytes accepted for the child and not yet known to be written. */
@@ -121,6 +167,11 @@ export class Child {
   /** Ends a `--tcp` child's connection attempts; only TCP children have one (`abort()` is not free). */
   private abort: AbortController | null = null;
 
+  /**
+   * Starts the child: on the spawner thread when there is one (then a start that fails is reported through
+   * `onStartFailed`), on this thread otherwise. Throws SpawnError when it cannot even be tried (command not on
+   * PATH, no pipe to be had) or when starting it here fails.
+   */
   constructor(private readonly opts: ChildOptions) {
     const path = findCommand(opts.cmd, opts.searchPath);
     if (!path) throw new SpawnError(`command not found: ${opts.cmd}`);
@@ -131,40 +182,59 @@ export class Child {
     } catch (err) {
       throw new SpawnError(`cannot start ${opts.cmd}: ${(err as Error).message}`);
     }
-    try {
-      this.proc = Bun.spawn([path, ...opts.args], {
-        env: opts.env,
-        stdin: tcp ? "ignore" : (stdio?.stdin?.read.fd ?? "pipe"),
-        stdout: stdio?.stdout.write.fd ?? "pipe",
-        stderr: stdio?.stderr.write.fd ?? "pipe",
-        // Its own process group: SIGTERM/SIGKILL to -pid then reaches everything the child started.
-        detached: true,
-      });
-    } catch (err) {
-      for (const pipe of stdio ? [stdio.stdin, stdio.stdout, stdio.stderr] : []) {
-        pipe?.read.close();
-        pipe?.write.close();
-      }
-      throw new SpawnError(`cannot start ${opts.cmd}: ${(err as Error).message}`);
-    }
-    // The child has its ends now; ours must not keep them open, or its stdin never sees EOF.
-    for (const end of stdio?.child ?? []) end.close();
-    this.pid = this.proc.pid;
+    const argv = [path, ...opts.args];
+    let starting: Promise<Proc>;
     let stdout: Source;
     let stderr: Source;
     if (stdio) {
+      const fds: [number | "ignore", number, number] = [
+        stdio.stdin?.read.fd ?? "ignore",
+        stdio.stdout.write.fd,
+        stdio.stderr.write.fd,
+      ];
+      const here = () => spawnHere(argv, opts, fds, stdio);
+      starting = opts.spawner?.usable
+        ? opts.spawner
+            .spawn({ argv, env: opts.env, stdio: fds })
+            .catch((err) => (err instanceof SpawnerGone ? here() : Promise.reject(err)))
+        : Promise.resolve(here());
       stdout = fdSource(stdio.stdout.read);
       stderr = fdSource(stdio.stderr.read);
       this.stdinEnd = stdio.stdin ? { fd: stdio.stdin.write } : null;
     } else {
-      stdout = bunSource(this.proc.stdout as ReadableStream<Uint8Array>);
-      stderr = bunSource(this.proc.stderr as ReadableStream<Uint8Array>);
-      this.stdinEnd = tcp ? null : { sink: this.proc.stdin as FileSink };
+      const proc = spawnHere(argv, opts, [tcp ? "ignore" : "pipe", "pipe", "pipe"], null);
+      starting = Promise.resolve(proc);
+      stdout = bunSource(proc.subprocess.stdout as ReadableStream<Uint8Array>);
+      stderr = bunSource(proc.subprocess.stderr as ReadableStream<Uint8Array>);
+      this.stdinEnd = tcp ? null : { sink: proc.subprocess.stdin as FileSink };
     }
-    const readers = [this.readLog(stderr)];
-    if (tcp) readers.push(this.readLog(stdout), this.attachTcp(opts.tcpPort as number));
-    else readers.push(this.attachStdio(stdout));
-    this.done = this.proc.exited.then(async () => {
+    this.started = starting.then(
+      (proc) => {
+        // The child has its ends now; ours must not keep them open, or its stdin never sees EOF.
+        for (const end of stdio?.child ?? []) end.close();
+        this.pid = proc.pid;
+        opts.onStarted(proc.pid);
+        return proc;
+      },
+      (err: Error) => {
+        for (const pipe of stdio ? [stdio.stdin, stdio.stdout, stdio.stderr] : []) {
+          pipe?.read.close();
+          pipe?.write.close();
+        }
+        this.exited = true;
+        this.input = { kind: "closed" };
+        opts.onStartFailed(
+          err instanceof SpawnError ? err.message : `cannot start ${opts.cmd}: ${err.message}`,
+        );
+        return null;
+      },
+    );
+    this.done = this.started.then(async (proc) => {
+      if (!proc) return null;
+      const readers = [this.readLog(stderr)];
+      if (tcp) readers.push(this.readLog(stdout), this.attachTcp(opts.tcpPort as number));
+      else readers.push(this.attachStdio(stdout));
+      const exit = await proc.exited;
       this.exited = true;
       // Nothing more can reach it; its stdin is closed here if no stop() did it (our pipe end is a real fd).
       this.closeInput();
@@ -175,8 +245,7 @@ export class Child {
         if (r.status === "rejected")
           opts.onLog(`output reader failed: ${(r.reason as Error)?.message ?? r.reason}`);
       }
-      const signal = this.proc.signalCode;
-      return { code: this.proc.exitCode, signal: signal === null ? null : String(signal) };
+      return exit;
     });
   }
 
@@ -223,13 +292,22 @@ export class Child {
    * still running after the grace period gets SIGTERM, and SIGKILL after another grace period, both sent to its
    * process group. Resolves when the child is gone and its output fully delivered.
    */
-  stop(): Promise<ExitInfo> {
+  stop(): Promise<ExitInfo | null> {
     this.closeInput();
     this.endGroup(true);
     return this.done;
   }
 
   private closeInput(): void {
+    if (this.input.kind === "held" && this.stdinEnd) {
+      // Not attached yet (still being started, or in its --delay): what clients sent still reaches the child,
+      // then its EOF, at once rather than after the delay.
+      if (this.pid === null && !this.exited) {
+        void this.started.then(() => this.closeInput());
+        return;
+      }
+      this.attachInput();
+    }
     const input = this.input;
     this.input = { kind: "closed" };
     this.abort?.abort();
@@ -238,10 +316,6 @@ export class Child {
       this.endSink(input.sink, input.fd);
     } else if (input.kind === "tcp") {
       input.link.end();
-    } else if (input.kind === "held" && this.stdinEnd) {
-      // Stopped before attaching: the child still gets its EOF.
-      if ("fd" in this.stdinEnd) this.stdinEnd.fd.close();
-      else this.endSink(this.stdinEnd.sink, null);
     }
   }
 
@@ -261,18 +335,22 @@ export class Child {
 
   private async attachStdio(stdout: Source): Promise<void> {
     await this.delay();
+    this.attachInput();
+    await this.readOutput(stdout);
+  }
+
+  /** Hands the held input to the child's stdin; from then on messages are written as they come. */
+  private attachInput(): void {
     const held = this.input;
     const end = this.stdinEnd;
-    // Not held any more: stopped during the delay. Its output is still read to the end, like any child's.
-    if (held.kind === "held" && end) {
-      this.input =
-        "fd" in end
-          ? { kind: "stdin", sink: Bun.file(end.fd.fd).writer(), fd: end.fd }
-          : { kind: "stdin", sink: end.sink, fd: null };
-      this.queued = 0;
-      for (const chunk of held.chunks) this.write(chunk, false);
-    }
-    await this.readOutput(stdout);
+    // Not held any more: stopped before, or the child is gone. Its output is still read to the end.
+    if (held.kind !== "held" || !end) return;
+    this.input =
+      "fd" in end
+        ? { kind: "stdin", sink: Bun.file(end.fd.fd).writer(), fd: end.fd }
+        : { kind: "stdin", sink: end.sink, fd: null };
+    this.queued = 0;
+    for (const chunk of held.chunks) this.write(chunk, false);
   }
 
   private async attachTcp(port: number): Promise<void> {
@@ -306,9 +384,8 @@ export class Child {
     this.stop();
   }
 
-  private delay(): Promise<void> {
-    if (this.opts.delayMs <= 0) return Promise.resolve();
-    return this.exitWithin(this.opts.delayMs);
+  private async delay(): Promise<void> {
+    if (this.opts.delayMs > 0) await this.exitWithin(this.opts.delayMs);
   }
 
   /** Writes out what `write` queued; called once per turn by {@link flushPending}, and again when a pipe drains. */
@@ -359,6 +436,8 @@ export class Child {
   /** Ends the child's process group: after an EOF grace period when asked to stop, at once when the child is gone. */
   private endGroup(eofFirst: boolean): Promise<void> {
     this.stopping ??= (async () => {
+      // A child still being started is stopped once it runs; one that never started has nothing to end.
+      if ((await this.started) === null) return;
       if (eofFirst) await this.exitWithin(this.opts.graceMs);
       if (!this.signalGroup("SIGTERM")) return;
       const deadline = Date.now() + this.opts.graceMs;
@@ -372,10 +451,10 @@ export class Child {
   }
 
   /** Resolves when the child exits or `ms` passed, whichever is first, leaving no timer behind. */
-  private exitWithin(ms: number): Promise<void> {
+  private exitWithin(ms: number): Promise<unknown> {
     let timer: Timer | undefined;
     return Promise.race([
-      this.proc.exited.then(() => {}),
+      this.started.then((proc) => proc?.exited),
       new Promise<void>((resolve) => {
         timer = setTimeout(resolve, ms);
       }),
@@ -384,6 +463,7 @@ export class Child {
 
   /** Sends `signal` to the child's process group; false when the group no longer exists. */
   private signalGroup(signal: NodeJS.Signals | 0): boolean {
+    if (this.pid === null) return false;
     try {
       process.kill(-this.pid, signal);
       return true;
@@ -394,7 +474,7 @@ export class Child {
 
   private async readOutput(source: Source): Promise<void> {
     try {
-      for await (const chunk of source.stream) this.deliver(chunk);
+      for await (const chunk of source.open()) this.deliver(chunk);
     } finally {
       source.release();
     }
@@ -418,7 +498,7 @@ export class Child {
     const decoder = new TextDecoder();
     const lines = new LineSplitter(this.opts.maxBuffer, this.opts.onLog, this.opts.onOversizeLog);
     try {
-      for await (const chunk of source.stream) lines.push(decoder.decode(chunk, { stream: true }));
+      for await (const chunk of source.open()) lines.push(decoder.decode(chunk, { stream: true }));
     } finally {
       source.release();
     }

@@ -79,13 +79,18 @@ function loadPipe2(): Pipe2 | null {
 
 const fds = new Int32Array(2);
 
+/** Whether {@link openPipe} makes OS pipes here (loads libc on the first call). */
+export function pipesAvailable(): boolean {
+  if (pipe2 === undefined) pipe2 = loadPipe2();
+  return pipe2 !== null;
+}
+
 /**
  * A new pipe, or null when this platform's libc is out of reach (then Bun's own stdio pipes are used).
  * Throws when the system refuses a pipe (out of file descriptors), with the reason.
  */
 export function openPipe(): Pipe | null {
-  if (pipe2 === undefined) pipe2 = loadPipe2();
-  if (pipe2 === null) return null;
+  if (!pipesAvailable() || !pipe2) return null;
   if (pipe2(fds) !== 0) throw new Error("cannot create a pipe (out of file descriptors?)");
   return { read: new OwnedFd(fds[0] as number), write: new OwnedFd(fds[1] as number) };
 }

@@ -1,0 +1,164 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { Child } from "../src/child/child.ts";
+import { outputSplitter } from "../src/child/output.ts";
+import { openStdio } from "../src/child/pipes.ts";
+import { Spawner, SpawnerGone } from "../src/child/spawner.ts";
+import { FIXTURES, within } from "./helpers.ts";
+
+const spawners: Spawner[] = [];
+afterEach(() => {
+  for (const s of spawners.splice(0)) s.close();
+});
+
+function spawner(): Spawner {
+  const s = new Spawner((err) => {
+    throw err;
+  });
+  spawners.push(s);
+  return s;
+}
+
+/** Pipes for one child; returns the fds to give it and a reader of its stdout that closes our ends after. */
+function pipes() {
+  const stdio = openStdio(true);
+  if (!stdio?.stdin) throw new Error("no OS pipes here");
+  const { stdin, stdout, stderr } = stdio;
+  return {
+    fds: [stdin.read.fd, stdout.write.fd, stderr.write.fd] as [number, number, number],
+    /** After the child started: ours only. */
+    started() {
+      for (const end of stdio.child) end.close();
+    },
+    stdinFd: stdin.write,
+    async output(): Promise<string> {
+      const text = await new Response(Bun.file(stdout.read.fd).stream()).text();
+      stdout.read.close();
+      stderr.read.close();
+      return text;
+    },
+    closeAll() {
+      for (const p of [stdin, stdout, stderr]) {
+        p.read.close();
+        p.write.close();
+      }
+    },
+  };
+}
+
+describe("Spawner", () => {
+  test("starts a child on its thread with our pipes: pid, output, exit code", async () => {
+    const s = spawner();
+    const p = pipes();
+    const child = await within(
+      s.spawn({ argv: ["/bin/sh", "-c", "read line; echo got $line; exit 3"], env: {}, stdio: p.fds }),
+      "the start",
+    );
+    p.started();
+    expect(child.pid).toBeGreaterThan(0);
+    const sink = Bun.file(p.stdinFd.fd).writer();
+    sink.write("hello\n");
+    await sink.end();
+    p.stdinFd.close();
+    expect(await within(p.output(), "the output")).toBe("got hello\n");
+    expect(await within(child.exited, "the exit")).toEqual({ code: 3, signal: null });
+  });
+
+  test("the child leads its own process group, and a signal is reported as such", async () => {
+    const s = spawner();
+    const p = pipes();
+    const child = await s.spawn({ argv: ["/bin/sleep", "10"], env: {}, stdio: p.fds });
+    p.started();
+    const stat = readFileSync(`/proc/${child.pid}/stat`, "utf8");
+    const pgid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+    expect(pgid).toBe(child.pid);
+    process.kill(-child.pid, "SIGTERM");
+    expect(await within(child.exited, "the exit")).toEqual({ code: null, signal: "SIGTERM" });
+    p.stdinFd.close();
+    await p.output();
+  });
+
+  test("a command that cannot be executed is refused with the reason", async () => {
+    const s = spawner();
+    const p = pipes();
+    const start = s.spawn({ argv: [`${FIXTURES}../helpers.ts`], env: {}, stdio: p.fds });
+    await expect(within(start, "the refusal")).rejects.toThrow(/EACCES|[Pp]ermission/);
+    await start.catch(() => {});
+    p.closeAll();
+  });
+
+  test("the environment is exactly the one given", async () => {
+    const s = spawner();
+    const p = pipes();
+    const child = await s.spawn({ argv: ["/usr/bin/env"], env: { ONLY: "this" }, stdio: p.fds });
+    p.started();
+    p.stdinFd.close();
+    expect(await p.output()).toBe("ONLY=this\n");
+    await child.exited;
+  });
+
+  test("once closed it refuses with SpawnerGone, so children are started on the main thread", async () => {
+    const s = spawner();
+    s.close();
+    expect(s.usable).toBe(false);
+    const p = pipes();
+    await expect(s.spawn({ argv: ["/bin/true"], env: {}, stdio: p.fds })).rejects.toBeInstanceOf(SpawnerGone);
+    p.closeAll();
+  });
+});
+
+describe("Child with a spawner", () => {
+  /** A Child of `cat` with every option a room would give, collecting its output lines. */
+  function cat(spawner: Spawner) {
+    const lines: string[] = [];
+    const events: string[] = [];
+    const child = new Child({
+      cmd: "cat",
+      args: [],
+      env: {},
+      searchPath: process.env.PATH,
+      maxBuffer: 1 << 20,
+      graceMs: 500,
+      delayMs: 0,
+      tcpPort: null,
+      connectTimeoutMs: 1000,
+      osPipes: true,
+      spawner,
+      output: outputSplitter(
+        { binary: false, delimiters: null, maxMessage: 1 << 20 },
+        (m) => void lines.push(String(m)),
+        () => {},
+      ),
+      onChunkEnd: () => {},
+      onLog: (line) => void events.push(`log ${line}`),
+      onOversizeLog: () => {},
+      onRead: () => {},
+      onWritten: () => {},
+      onAttachFailed: (reason) => void events.push(`attach failed ${reason}`),
+      onStarted: (pid) => void events.push(`started ${pid > 0}`),
+      onStartFailed: (reason) => void events.push(`start failed ${reason}`),
+    });
+    return { child, lines, events };
+  }
+
+  test("input written before the child runs is held, then reaches it before its EOF", async () => {
+    const { child, lines, events } = cat(spawner());
+    expect(child.pid).toBeNull(); // still being started on the other thread
+    expect(child.write("one", true)).toBe(true);
+    expect(child.write("two", true)).toBe(true);
+    const exit = await within(child.stop(), "the stop");
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(lines).toEqual(["one", "two"]);
+    expect(events).toEqual(["started true"]);
+  });
+
+  test("with its spawner gone, a child is started on the main thread", async () => {
+    const s = spawner();
+    s.close();
+    const { child, lines, events } = cat(s);
+    child.write("still works", true);
+    expect(await within(child.stop(), "the stop")).toEqual({ code: 0, signal: null });
+    expect(lines).toEqual(["still works"]);
+    expect(events).toEqual(["started true"]);
+  });
+});
