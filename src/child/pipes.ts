@@ -4,9 +4,9 @@ import { closeSync } from "node:fs";
  * Plain OS pipes for a child's stdio, made with `pipe2(2)` through bun:ffi.
  *
  * Why not Bun.spawn's own `"pipe"`: Bun connects a child's stdin and stdout with unix socketpairs, and a round
- * trip through a socketpair costs both the server and the child more kernel time than through a pipe. Measured
- * here with one `cat` and 20,000 one-line round trips (Bun 1.4.5): about 21 µs per round trip over pipes against
- * 27–33 µs over Bun's socketpairs. Bun.spawn takes file descriptors for stdio, and `Bun.file(fd)` reads and writes
+ * trip through a socketpair costs both the server and the child more kernel time than through a pipe
+ * (`bun scripts/bench-pipes.ts`: 18.5–25.9 µs per round trip through `cat` over pipes, 29.4–40.7 µs over
+ * socketpairs, Bun 1.4.5). Bun.spawn takes file descriptors for stdio, and `Bun.file(fd)` reads and writes
  * them without blocking the event loop, so only creating the pipe needs libc.
  *
  * Where libc cannot be loaded (Windows, an unknown libc), {@link openPipe} returns null and the child falls back to
