@@ -1,22 +1,15 @@
-import type { FileSink, Subprocess } from "bun";
+import type { FileSink } from "bun";
 import type { ByteSplitter } from "./bytesplit.ts";
-import { type ChildPipes, type OwnedFd, openStdio } from "./pipes.ts";
-import { type Spawner, SpawnerGone, type StartedProcess } from "./spawner.ts";
+import type { OwnedFd } from "./pipes.ts";
+import type { StartedProcess } from "./spawner.ts";
 import { LineSplitter } from "./split.ts";
+import { type ExitInfo, type Source, type StartOptions, type StdinEnd, startChild } from "./start.ts";
 import { connectWithRetry, type TcpLink } from "./tcp.ts";
 
-/** How a child ended: an exit code, or the signal that killed it. */
-export interface ExitInfo {
-  code: number | null;
-  signal: string | null;
-}
+export { type ExitInfo, SpawnError } from "./start.ts";
 
-export interface ChildOptions {
-  cmd: string;
-  args: readonly string[];
-  env: Record<string, string>;
-  /** PATH used to find `cmd`: the server's, so `--passenv=` can still run `printenv`. */
-  searchPath: string | undefined;
+/** What a child runs and how it is started (start.ts), and what the room wants to hear of it. */
+export interface ChildOptions extends Omit<StartOptions, "tcp"> {
   /** Most bytes held for the child's input (stdin or socket), and the longest output message. */
   maxBuffer: number;
   graceMs: number;
@@ -26,10 +19,6 @@ export interface ChildOptions {
   tcpPort: number | null;
   /** With `--tcp`: how long after the delay the child may take to start listening. */
   connectTimeoutMs: number;
-  /** Plain OS pipes for stdio where libc is reachable (see pipes.ts); false keeps Bun's own. */
-  osPipes: boolean;
-  /** Starts the child off the event loop (with OS pipes only); null starts it here. */
-  spawner: Spawner | null;
   /** The child runs, with this pid. */
   onStarted: (pid: number) => void;
   /** The child could not be started on the spawner thread (say, not executable); `done` settles with null. */
@@ -48,27 +37,8 @@ export interface ChildOptions {
   onAttachFailed: (reason: string) => void;
 }
 
-/** The command could not be started; `message` is fit for a close reason. */
-export class SpawnError extends Error {
-  override name = "SpawnError";
-}
-
 /** How often to look whether a stopped child's process group is gone before the grace period ends. */
 const GROUP_POLL_MS = 20;
-
-/** Where each command was found on PATH: looked up once per server, not once per room. */
-const commandPaths = new Map<string, string>();
-
-function findCommand(cmd: string, searchPath: string | undefined): string | null {
-  if (cmd.includes("/")) return cmd;
-  const key = `${cmd}\0${searchPath ?? ""}`;
-  let path = commandPaths.get(key) ?? null;
-  if (path === null) {
-    path = Bun.which(cmd, { PATH: searchPath ?? "" });
-    if (path !== null) commandPaths.set(key, path);
-  }
-  return path;
-}
 
 /**
  * Children whose stdin was written this event-loop turn. One `setImmediate` flushes them all at the end of the
@@ -83,59 +53,6 @@ function flushPending(): void {
     pendingFlush.delete(child);
     child.flush();
   }
-}
-
-/** A stream of the child's output and how to let go of it once read to the end. */
-interface Source {
-  /** Opened only once the child runs: a child that never started has pipes nobody may read. */
-  open(): ReadableStream<Uint8Array>;
-  release(): void;
-}
-
-/** The child's stdin before it is written to: our end of its pipe, or Bun's sink. */
-type StdinEnd = { fd: OwnedFd } | { sink: FileSink };
-
-function fdSource(fd: OwnedFd): Source {
-  return { open: () => Bun.file(fd.fd).stream(), release: () => fd.close() };
-}
-
-function bunSource(stream: ReadableStream<Uint8Array>): Source {
-  return { open: () => stream, release: () => {} };
-}
-
-/** A running child: its pid and how it ends. */
-type Proc = StartedProcess;
-
-/**
- * Bun.spawn on this thread, for when there is no spawner thread (no OS pipes here, or the thread failed).
- * `stdio` are our pipes when there are any; their parent ends stay ours. Throws SpawnError.
- */
-function spawnHere(
-  argv: string[],
-  opts: ChildOptions,
-  fds: ["pipe" | "ignore" | number, "pipe" | number, "pipe" | number],
-  stdio: ChildPipes | null,
-): Proc & { subprocess: Subprocess } {
-  let subprocess: Subprocess;
-  try {
-    subprocess = Bun.spawn(argv, {
-      env: opts.env,
-      stdio: fds,
-      // Its own process group: SIGTERM/SIGKILL to -pid then reaches everything the child started.
-      detached: true,
-    });
-  } catch (err) {
-    for (const pipe of stdio ? [stdio.stdin, stdio.stdout, stdio.stderr] : []) {
-      pipe?.read.close();
-      pipe?.write.close();
-    }
-    throw new SpawnError(`cannot start ${opts.cmd}: ${(err as Error).message}`);
-  }
-  const exited = subprocess.exited.then(() => {
-    const signal = subprocess.signalCode;
-    return { code: subprocess.exitCode, signal: signal === null ? null : String(signal) };
-  });
-  return { pid: subprocess.pid, exited, subprocess };
 }
 
 type Input =
@@ -156,7 +73,7 @@ export class Child {
   /** How the child ended, once it did and its output was read; null when it never started. */
   readonly done: Promise<ExitInfo | null>;
   /** The running process, or null when it could not be started. */
-  private readonly started: Promise<Proc | null>;
+  private readonly started: Promise<StartedProcess | null>;
   private readonly stdinEnd: StdinEnd | null;
   private input: Input = { kind: "held", chunks: [] };
   /** Bytes accepted for the child and not yet known to be written. */
@@ -173,59 +90,19 @@ export class Child {
    * PATH, no pipe to be had) or when starting it here fails.
    */
   constructor(private readonly opts: ChildOptions) {
-    const path = findCommand(opts.cmd, opts.searchPath);
-    if (!path) throw new SpawnError(`command not found: ${opts.cmd}`);
     const tcp = opts.tcpPort !== null;
-    let stdio: ChildPipes | null;
-    try {
-      stdio = opts.osPipes ? openStdio(!tcp) : null;
-    } catch (err) {
-      throw new SpawnError(`cannot start ${opts.cmd}: ${(err as Error).message}`);
-    }
-    const argv = [path, ...opts.args];
-    let starting: Promise<Proc>;
-    let stdout: Source;
-    let stderr: Source;
-    if (stdio) {
-      const fds: [number | "ignore", number, number] = [
-        stdio.stdin?.read.fd ?? "ignore",
-        stdio.stdout.write.fd,
-        stdio.stderr.write.fd,
-      ];
-      const here = () => spawnHere(argv, opts, fds, stdio);
-      starting = opts.spawner?.usable
-        ? opts.spawner
-            .spawn({ argv, env: opts.env, stdio: fds })
-            .catch((err) => (err instanceof SpawnerGone ? here() : Promise.reject(err)))
-        : Promise.resolve(here());
-      stdout = fdSource(stdio.stdout.read);
-      stderr = fdSource(stdio.stderr.read);
-      this.stdinEnd = stdio.stdin ? { fd: stdio.stdin.write } : null;
-    } else {
-      const proc = spawnHere(argv, opts, [tcp ? "ignore" : "pipe", "pipe", "pipe"], null);
-      starting = Promise.resolve(proc);
-      stdout = bunSource(proc.subprocess.stdout as ReadableStream<Uint8Array>);
-      stderr = bunSource(proc.subprocess.stderr as ReadableStream<Uint8Array>);
-      this.stdinEnd = tcp ? null : { sink: proc.subprocess.stdin as FileSink };
-    }
-    this.started = starting.then(
+    const { process: spawned, stdout, stderr, stdinEnd } = startChild({ ...opts, tcp });
+    this.stdinEnd = stdinEnd;
+    this.started = spawned.then(
       (proc) => {
-        // The child has its ends now; ours must not keep them open, or its stdin never sees EOF.
-        for (const end of stdio?.child ?? []) end.close();
         this.pid = proc.pid;
         opts.onStarted(proc.pid);
         return proc;
       },
       (err: Error) => {
-        for (const pipe of stdio ? [stdio.stdin, stdio.stdout, stdio.stderr] : []) {
-          pipe?.read.close();
-          pipe?.write.close();
-        }
         this.exited = true;
         this.input = { kind: "closed" };
-        opts.onStartFailed(
-          err instanceof SpawnError ? err.message : `cannot start ${opts.cmd}: ${err.message}`,
-        );
+        opts.onStartFailed(err.message);
         return null;
       },
     );

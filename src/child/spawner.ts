@@ -1,4 +1,4 @@
-import type { ExitInfo } from "./child.ts";
+import type { ExitInfo } from "./start.ts";
 
 /**
  * Starts children on a worker thread instead of the server's event loop.
