@@ -146,7 +146,7 @@ export class Room {
     else if (this.ctx.config.leaveMsg !== null) this.toChild(expandTemplate(this.ctx.config.leaveMsg, conn));
     if (this.members.size === 0) {
       this.closed = true;
-      this.log.debug(`last client left, stopping pid ${this.child.pid}`);
+      this.log.debug(`last client left, stopping ${this.childName}`);
       this.ctx.onClosed(this, this.child.stop());
     }
   }
@@ -174,6 +174,11 @@ export class Room {
     } else {
       this.toChild(message);
     }
+  }
+
+  /** The child for a log line: its pid, or that it is still being started. */
+  private get childName(): string {
+    return this.child.pid === null ? `${this.ctx.config.cmd} (still starting)` : `pid ${this.child.pid}`;
   }
 
   /** Closes every client and stops the child, for server shutdown. */
@@ -223,7 +228,7 @@ export class Room {
     }
     this.ctx.counters.droppedToChild++;
     this.log.warn(
-      `dropped a message to pid ${this.child.pid}: its input is full (${this.ctx.config.maxBuffer} bytes)`,
+      `dropped a message to ${this.childName}: its input is full (${this.ctx.config.maxBuffer} bytes)`,
     );
   }
 
