@@ -107,6 +107,25 @@ describe("Spawner", () => {
   });
 });
 
+describe("a spawner thread that ends on its own", () => {
+  test("reports itself failed and its running children as lost", async () => {
+    const failures: string[] = [];
+    const s = new Spawner((err) => void failures.push(err.message));
+    spawners.push(s);
+    const p = pipes();
+    const child = await s.spawn({ argv: ["/bin/sleep", "10"], env: {}, stdio: p.fds });
+    p.started();
+    // What an error inside the thread would do; reached through the private field only here.
+    (s as unknown as { worker: Worker }).worker.terminate();
+    expect(await within(child.exited, "the lost exit")).toEqual({ code: null, signal: null });
+    expect(failures).toEqual(["the spawner thread ended"]);
+    expect(s.usable).toBe(false);
+    process.kill(-child.pid, "SIGKILL");
+    p.stdinFd.close();
+    await p.output();
+  });
+});
+
 describe("Child with a spawner", () => {
   /** A Child of `cat` with every option a room would give, collecting its output lines. */
   function cat(spawner: Spawner) {

@@ -81,6 +81,8 @@ export class Spawner {
     this.worker.unref();
     this.worker.onmessage = (e: MessageEvent<Reply>) => this.receive(e.data);
     this.worker.onerror = (e) => this.fail(new SpawnerGone(e.message || "spawner thread error"));
+    // Ended by anything but close(): the children it started can no longer be watched.
+    this.worker.addEventListener("close", () => this.fail(new SpawnerGone("the spawner thread ended")));
   }
 
   /** False once the worker failed (or was closed): children are then started on the main thread. */
