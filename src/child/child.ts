@@ -350,9 +350,15 @@ export class Child {
   }
 
   private async readOutput(source: Source): Promise<void> {
+    const reader = source.open().getReader();
     try {
-      for await (const chunk of source.open()) this.deliver(chunk);
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        this.deliver(value);
+      }
     } finally {
+      reader.releaseLock();
       source.release();
     }
     this.endOutput();
