@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { Child } from "../src/child/child.ts";
 import { outputSplitter } from "../src/child/output.ts";
-import { openStdio } from "../src/child/pipes.ts";
+import { closePipes, openStdio } from "../src/child/pipes.ts";
 import { Spawner, SpawnerGone } from "../src/child/spawner.ts";
 import { FIXTURES, within } from "./helpers.ts";
 
@@ -38,10 +38,7 @@ function pipes() {
       return text;
     },
     closeAll() {
-      for (const p of [stdin, stdout, stderr]) {
-        p.read.close();
-        p.write.close();
-      }
+      closePipes(stdin, stdout, stderr);
     },
   };
 }

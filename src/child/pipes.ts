@@ -124,10 +124,15 @@ export function openStdio(withStdin: boolean): ChildPipes | null {
     if (!stderr || (withStdin && !stdin)) throw new Error("pipes became unavailable");
     return { child: [stdout.write, stderr.write, ...(stdin ? [stdin.read] : [])], stdin, stdout, stderr };
   } catch (err) {
-    for (const p of opened) {
-      p.read.close();
-      p.write.close();
-    }
+    closePipes(...opened);
     throw err;
+  }
+}
+
+/** Closes both ends of each pipe given (those already closed stay closed). */
+export function closePipes(...pipes: (Pipe | null)[]): void {
+  for (const pipe of pipes) {
+    pipe?.read.close();
+    pipe?.write.close();
   }
 }

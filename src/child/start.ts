@@ -1,5 +1,5 @@
 import type { FileSink, Subprocess } from "bun";
-import { type ChildPipes, type OwnedFd, openStdio } from "./pipes.ts";
+import { type ChildPipes, closePipes, type OwnedFd, openStdio } from "./pipes.ts";
 import { type Spawner, SpawnerGone, type StartedProcess } from "./spawner.ts";
 
 /** How a child ended: an exit code, or the signal that killed it (both null: it could no longer be watched). */
@@ -72,22 +72,14 @@ function bunSource(stream: ReadableStream<Uint8Array>): Source {
   return { open: () => stream, release: () => {} };
 }
 
-function closeAll(stdio: ChildPipes): void {
-  for (const pipe of [stdio.stdin, stdio.stdout, stdio.stderr]) {
-    pipe?.read.close();
-    pipe?.write.close();
-  }
-}
-
 /**
  * Bun.spawn on this thread: when there is no spawner thread (no OS pipes here, or the thread is gone).
- * `stdio` are our pipes when there are any, closed here if the spawn fails. Throws SpawnError.
+ * Throws SpawnError.
  */
 function spawnHere(
   opts: StartOptions,
   argv: string[],
   fds: ["pipe" | "ignore" | number, "pipe" | number, "pipe" | number],
-  stdio: ChildPipes | null,
 ): StartedProcess & { subprocess: Subprocess } {
   let subprocess: Subprocess;
   try {
@@ -98,7 +90,6 @@ function spawnHere(
       detached: true,
     });
   } catch (err) {
-    if (stdio) closeAll(stdio);
     throw new SpawnError(`cannot start ${opts.cmd}: ${(err as Error).message}`);
   }
   const exited = subprocess.exited.then(() => {
@@ -124,7 +115,7 @@ export function startChild(opts: StartOptions): Starting {
     throw new SpawnError(`cannot start ${opts.cmd}: ${(err as Error).message}`);
   }
   if (!stdio) {
-    const proc = spawnHere(opts, argv, [opts.tcp ? "ignore" : "pipe", "pipe", "pipe"], null);
+    const proc = spawnHere(opts, argv, [opts.tcp ? "ignore" : "pipe", "pipe", "pipe"]);
     return {
       process: Promise.resolve(proc),
       stdout: bunSource(proc.subprocess.stdout as ReadableStream<Uint8Array>),
@@ -138,12 +129,21 @@ export function startChild(opts: StartOptions): Starting {
     pipes.stdout.write.fd,
     pipes.stderr.write.fd,
   ];
-  const here = () => spawnHere(opts, argv, fds, pipes);
-  const spawning = opts.spawner?.usable
-    ? opts.spawner
-        .spawn({ argv, env: opts.env, stdio: fds })
-        .catch((err) => (err instanceof SpawnerGone ? here() : Promise.reject(err)))
-    : Promise.resolve(here());
+  const here = () => spawnHere(opts, argv, fds);
+  let spawning: Promise<StartedProcess>;
+  if (opts.spawner?.usable) {
+    spawning = opts.spawner
+      .spawn({ argv, env: opts.env, stdio: fds })
+      .catch((err) => (err instanceof SpawnerGone ? here() : Promise.reject(err)));
+  } else {
+    // On this thread a failure is thrown at once, like a command that is not found.
+    try {
+      spawning = Promise.resolve(here());
+    } catch (err) {
+      closePipes(pipes.stdin, pipes.stdout, pipes.stderr);
+      throw err;
+    }
+  }
   return {
     process: spawning.then(
       (proc) => {
@@ -152,7 +152,7 @@ export function startChild(opts: StartOptions): Starting {
         return proc;
       },
       (err: Error) => {
-        closeAll(pipes);
+        closePipes(pipes.stdin, pipes.stdout, pipes.stderr);
         throw err instanceof SpawnError ? err : new SpawnError(`cannot start ${opts.cmd}: ${err.message}`);
       },
     ),
