@@ -21,7 +21,7 @@
  * Usage: bun scripts/scratch-check.ts
  */
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, mkdtemp, readFile, readlink, realpath, rm } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -145,7 +145,18 @@ async function runContained(rootfs: string, argv: string[], withProc: boolean) {
 }
 
 /** One websocket message through `cat` and back, from outside the container. */
-async function roundTrip(port: number): Promise<string> {
+/** The children of each thread of `pid`, from the host's /proc: a child is listed under the thread that forked it. */
+async function childrenByThread(pid: number): Promise<{ tid: number; child: number }[]> {
+  const found: { tid: number; child: number }[] = [];
+  for (const tid of await readdir(`/proc/${pid}/task`)) {
+    const list = (await readFile(`/proc/${pid}/task/${tid}/children`, "utf8")).trim();
+    for (const child of list ? list.split(" ") : []) found.push({ tid: Number(tid), child: Number(child) });
+  }
+  return found;
+}
+
+/** One message through the room's child; `whileOpen` runs after the reply, while the child still runs. */
+async function roundTrip(port: number, whileOpen: () => Promise<void> = async () => {}): Promise<string> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/scratch`);
   const sent = "hello from outside the chroot";
   const got = await within(
@@ -158,7 +169,11 @@ async function roundTrip(port: number): Promise<string> {
     "the websocket round trip",
   );
   ws.onclose = null;
-  ws.close();
+  try {
+    await whileOpen();
+  } finally {
+    ws.close();
+  }
   if (got !== sent) throw new Error(`sent '${sent}', got '${got}'`);
   return got;
 }
@@ -212,8 +227,19 @@ async function check(rootfs: string, binary: string): Promise<void> {
   if (health !== '{"status":"ok"}') throw new Error(`/health answered ${health}`);
   ok(`GET /health from outside: ${health}`);
 
-  await roundTrip(port);
+  let plumbing = "";
+  await roundTrip(port, async () => {
+    const children = await childrenByThread(hostPid);
+    if (children.length !== 1) throw new Error(`expected one child, found ${JSON.stringify(children)}`);
+    const { tid, child } = children[0] as { tid: number; child: number };
+    const stdio = await Promise.all([0, 1, 2].map((fd) => readlink(`/proc/${child}/fd/${fd}`)));
+    if (!stdio.every((kind) => kind.startsWith("pipe:")))
+      throw new Error(`the child's stdin, stdout, stderr are ${stdio.join(", ")}, not OS pipes`);
+    if (tid === hostPid) throw new Error("the child was started by the main thread, not the spawner thread");
+    plumbing = `its stdio are OS pipes, it was started by thread ${tid} (the spawner), not the main thread`;
+  });
   ok("websocket round trip from outside through /bin/cat in the chroot");
+  ok(plumbing);
   await within(log.wait(/started cat/), "the log line for the child");
 
   process.kill(hostPid, "SIGTERM");

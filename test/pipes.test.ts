@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FIXTURES, start, stopAll, TestClient, within } from "./helpers.ts";
@@ -20,6 +20,26 @@ describe("stdio pipes", () => {
     const c = await TestClient.open(s.url("kinds"));
     expect([await c.next(), await c.next(), await c.next()]).toEqual(["pipe", "pipe", "pipe"]);
     expect((await c.waitClosed()).code).toBe(1000);
+  });
+
+  test("a child is started by the spawner thread, not the main thread (and by the main one without OS pipes)", async () => {
+    /** The thread of this process that forked `pid` (a child is listed under the thread that forked it). */
+    const forkedBy = (pid: number): number | undefined =>
+      readdirSync("/proc/self/task")
+        .map(Number)
+        .find((tid) =>
+          readFileSync(`/proc/self/task/${tid}/children`, "utf8").trim().split(" ").includes(String(pid)),
+        );
+    for (const osPipes of [true, false]) {
+      const s = start(["sh", "--", "-c", "echo $$; exec cat"], { osPipes });
+      const c = await TestClient.open(s.url("who"));
+      const pid = Number(await c.next());
+      const tid = forkedBy(pid);
+      expect(tid).toBeDefined();
+      if (osPipes) expect(tid).not.toBe(process.pid);
+      else expect(tid).toBe(process.pid);
+      await stopAll();
+    }
   });
 
   test("with osPipes off (as where libc cannot be loaded), Bun's own socketpairs are used", async () => {
