@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { Child } from "../src/child/child.ts";
 import { outputSplitter } from "../src/child/output.ts";
-import { closePipes, openStdio } from "../src/child/pipes.ts";
+import { closeChildEnds, closePipes, openStdio } from "../src/child/pipes.ts";
 import { Spawner, SpawnerGone } from "../src/child/spawner.ts";
 import { FIXTURES, within } from "./helpers.ts";
 
@@ -28,7 +28,7 @@ function pipes() {
     fds: [stdin.read.fd, stdout.write.fd, stderr.write.fd] as [number, number, number],
     /** After the child started: ours only. */
     started() {
-      for (const end of stdio.child) end.close();
+      closeChildEnds(stdio);
     },
     stdinFd: stdin.write,
     async output(): Promise<string> {

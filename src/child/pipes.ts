@@ -79,25 +79,25 @@ function loadPipe2(): Pipe2 | null {
 
 const fds = new Int32Array(2);
 
-/** Whether {@link openPipe} makes OS pipes here (loads libc on the first call). */
+/** Whether OS pipes can be made here (loads libc on the first call). */
 export function pipesAvailable(): boolean {
   if (pipe2 === undefined) pipe2 = loadPipe2();
   return pipe2 !== null;
 }
 
-/**
- * A new pipe, or null when this platform's libc is out of reach (then Bun's own stdio pipes are used).
- * Throws when the system refuses a pipe (out of file descriptors), with the reason.
- */
-export function openPipe(): Pipe | null {
-  if (!pipesAvailable() || !pipe2) return null;
-  if (pipe2(fds) !== 0) throw new Error("cannot create a pipe (out of file descriptors?)");
+/** A new pipe; only once {@link pipesAvailable} said yes. Throws when the system refuses one. */
+function makePipe(): Pipe {
+  if ((pipe2 as Pipe2)(fds) !== 0) throw new Error("cannot create a pipe (out of file descriptors?)");
   return { read: new OwnedFd(fds[0] as number), write: new OwnedFd(fds[1] as number) };
 }
 
-/** The stdio pipes of one child: `child` lists the ends it gets, to be closed here once it has them. */
+/** A new pipe, or null when this platform's libc is out of reach. Throws when the system refuses a pipe. */
+export function openPipe(): Pipe | null {
+  return pipesAvailable() ? makePipe() : null;
+}
+
+/** The stdio pipes of one child. */
 export interface ChildPipes {
-  child: OwnedFd[];
   /** Null for a `--tcp` child, whose stdin is not used. */
   stdin: Pipe | null;
   stdout: Pipe;
@@ -109,24 +109,26 @@ export interface ChildPipes {
  * pipes are used then). On failure nothing stays open.
  */
 export function openStdio(withStdin: boolean): ChildPipes | null {
+  if (!pipesAvailable()) return null;
   const opened: Pipe[] = [];
-  const pipe = (): Pipe | null => {
-    const p = openPipe();
-    if (p) opened.push(p);
-    return p;
+  const open = (): Pipe => {
+    const pipe = makePipe();
+    opened.push(pipe);
+    return pipe;
   };
   try {
-    const stdout = pipe();
-    if (!stdout) return null;
-    // Once one pipe could be made, libc is loaded: the others are null only by a bug, and throw below.
-    const stderr = pipe();
-    const stdin = withStdin ? pipe() : null;
-    if (!stderr || (withStdin && !stdin)) throw new Error("pipes became unavailable");
-    return { child: [stdout.write, stderr.write, ...(stdin ? [stdin.read] : [])], stdin, stdout, stderr };
+    return { stdout: open(), stderr: open(), stdin: withStdin ? open() : null };
   } catch (err) {
     closePipes(...opened);
     throw err;
   }
+}
+
+/** Closes the ends the child got, once it has them: ours must not keep them open, or its stdin never sees EOF. */
+export function closeChildEnds(pipes: ChildPipes): void {
+  pipes.stdin?.read.close();
+  pipes.stdout.write.close();
+  pipes.stderr.write.close();
 }
 
 /** Closes both ends of each pipe given (those already closed stay closed). */

@@ -1,5 +1,5 @@
 import type { FileSink, Subprocess } from "bun";
-import { type ChildPipes, closePipes, type OwnedFd, openStdio } from "./pipes.ts";
+import { type ChildPipes, closeChildEnds, closePipes, type OwnedFd, openStdio } from "./pipes.ts";
 import { type Spawner, SpawnerGone, type StartedProcess } from "./spawner.ts";
 
 /** How a child ended: an exit code, or the signal that killed it (both null: it could no longer be watched). */
@@ -147,8 +147,7 @@ export function startChild(opts: StartOptions): Starting {
   return {
     process: spawning.then(
       (proc) => {
-        // The child has its ends now; ours must not keep them open, or its stdin never sees EOF.
-        for (const end of pipes.child) end.close();
+        closeChildEnds(pipes);
         return proc;
       },
       (err: Error) => {
