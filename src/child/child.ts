@@ -222,12 +222,19 @@ export class Child {
     const end = this.stdinEnd;
     // Not held any more: stopped before, or the child is gone. Its output is still read to the end.
     if (held.kind !== "held" || !end) return;
-    this.input =
+    this.switchInput(
       "fd" in end
         ? { kind: "stdin", sink: Bun.file(end.fd.fd).writer(), fd: end.fd }
-        : { kind: "stdin", sink: end.sink, fd: null };
+        : { kind: "stdin", sink: end.sink, fd: null },
+      held.chunks,
+    );
+  }
+
+  /** The child's input is attached: what was held for it meanwhile is written first, in order. */
+  private switchInput(input: Input, held: readonly (string | Uint8Array)[]): void {
+    this.input = input;
     this.queued = 0;
-    for (const chunk of held.chunks) this.write(chunk, false);
+    for (const chunk of held) this.write(chunk, false);
   }
 
   private async attachTcp(port: number): Promise<void> {
@@ -251,9 +258,7 @@ export class Child {
       link.end();
       return;
     }
-    this.input = { kind: "tcp", link };
-    this.queued = 0;
-    for (const chunk of held.chunks) this.write(chunk, false);
+    this.switchInput({ kind: "tcp", link }, held.chunks);
     link.onData(this.deliver);
     await link.closed;
     this.endOutput();
