@@ -15,10 +15,10 @@ function openFds(): number {
 const STDIO_KINDS = ["sh", "--", "-c", "readlink /proc/$$/fd/0 /proc/$$/fd/1 /proc/$$/fd/2 | cut -d: -f1"];
 
 describe("stdio pipes", () => {
-  test("a child's stdin, stdout and stderr are plain OS pipes", async () => {
+  test("a child's stdin is a plain OS pipe, its stdout and stderr socket pairs of our own", async () => {
     const s = start(STDIO_KINDS);
     const c = await TestClient.open(s.url("kinds"));
-    expect([await c.next(), await c.next(), await c.next()]).toEqual(["pipe", "pipe", "pipe"]);
+    expect([await c.next(), await c.next(), await c.next()]).toEqual(["pipe", "socket", "socket"]);
     expect((await c.waitClosed()).code).toBe(1000);
   });
 

@@ -355,17 +355,7 @@ export class Child {
   }
 
   private async readOutput(source: Source): Promise<void> {
-    const reader = source.open().getReader();
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        this.deliver(value);
-      }
-    } finally {
-      reader.releaseLock();
-      source.release();
-    }
+    await source.read(this.deliver);
     this.endOutput();
   }
 
@@ -385,11 +375,7 @@ export class Child {
   private async readLog(source: Source): Promise<void> {
     const decoder = new TextDecoder();
     const lines = new LineSplitter(this.opts.maxBuffer, this.opts.onLog, this.opts.onOversizeLog);
-    try {
-      for await (const chunk of source.open()) lines.push(decoder.decode(chunk, { stream: true }));
-    } finally {
-      source.release();
-    }
+    await source.read((chunk) => lines.push(decoder.decode(chunk, { stream: true })));
     lines.push(decoder.decode());
     lines.end();
   }

@@ -1,19 +1,24 @@
 import { closeSync } from "node:fs";
 
 /**
- * Plain OS pipes for a child's stdio, made with `pipe2(2)` through bun:ffi.
+ * The OS channels for a child's stdio, made through bun:ffi: a plain pipe (`pipe2(2)`) for its stdin, and for its
+ * stdout and stderr one unix socket pair each, used one way (the child writes, we read).
  *
- * Why not Bun.spawn's own `"pipe"`: Bun connects a child's stdin and stdout with unix socketpairs, and a round
- * trip through a socketpair costs both the server and the child more kernel time than through a pipe
- * (`bun scripts/bench-pipes.ts`: 18.5–25.9 µs per round trip through `cat` over pipes, 29.4–40.7 µs over
- * socketpairs, Bun 1.4.5). Bun.spawn takes file descriptors for stdio, and `Bun.file(fd)` reads and writes
- * them without blocking the event loop, so only creating the pipe needs libc.
+ * Why not Bun.spawn's own `"pipe"`: Bun connects all three with socket pairs and reads them through a
+ * ReadableStream, which costs a `poll` and two `epoll_ctl` per chunk read (it re-arms a one-shot registration),
+ * and its stdin sink one `epoll_ctl` per write. Writing a pipe is cheaper than writing a socket for both sides,
+ * so stdin is a pipe (`Bun.file(fd).writer()`). Reading is cheapest through Bun's own socket layer
+ * (`Bun.connect({ fd })`: one `recv` per chunk, a registration that stays armed), which only takes sockets, so
+ * stdout and stderr are socket pairs. `bun scripts/bench-pipes.ts` measures the kinds against each other.
  *
- * Where libc cannot be loaded (Windows, an unknown libc), {@link openPipe} returns null and the child falls back to
- * Bun's own pipes: the same behaviour, only slower.
+ * Where libc cannot be loaded (not Linux, an unknown libc), {@link openStdio} returns null and the child falls back
+ * to Bun's own pipes: the same behaviour, only slower.
  */
 
-/** The two ends of one pipe. Each end is closed once, by whoever owns it. */
+/**
+ * The two ends of one channel: `read` is the end data comes out of, `write` the end it goes into (for a socket
+ * pair, which carries both ways, the ends as this channel uses them). Each end is closed once, by its owner.
+ */
 export interface Pipe {
   read: OwnedFd;
   write: OwnedFd;
@@ -28,6 +33,12 @@ export class OwnedFd {
 
   constructor(readonly fd: number) {}
 
+  /** Hands the descriptor to something that closes it itself (a Bun socket); from now on close() is a no-op. */
+  giveAway(): number {
+    this.open = false;
+    return this.fd;
+  }
+
   close(): void {
     if (!this.open) return;
     this.open = false;
@@ -39,37 +50,43 @@ export class OwnedFd {
   }
 }
 
-type Pipe2 = (fds: Int32Array) => number;
+interface Libc {
+  pipe2(fds: Int32Array): number;
+  socketpair(fds: Int32Array): number;
+}
 
-/** libc names bun:ffi can open, most likely first: glibc, musl (x64, arm64), macOS. */
-const LIBC_NAMES: Record<string, readonly string[]> = {
-  linux: ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"],
-  darwin: ["libc.dylib"],
-};
+/** libc names bun:ffi can open, most likely first: glibc, musl (x64, arm64). */
+const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"];
+const O_CLOEXEC = 0o2000000;
+const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+/** Same value as O_CLOEXEC on Linux. */
+const SOCK_CLOEXEC = 0o2000000;
 
-const O_CLOEXEC: Record<string, number> = { linux: 0o2000000, darwin: 0x1000000 };
+let libc: Libc | null | undefined;
 
-let pipe2: Pipe2 | null | undefined;
-
-function loadPipe2(): Pipe2 | null {
-  const names = LIBC_NAMES[process.platform];
-  const cloexec = O_CLOEXEC[process.platform];
-  if (!names || cloexec === undefined) return null;
+/** Linux only: macOS has no pipe2, and its socketpair takes no close-on-exec flag. */
+function loadLibc(): Libc | null {
+  if (process.platform !== "linux") return null;
   let ffi: typeof import("bun:ffi");
   try {
     ffi = require("bun:ffi");
   } catch {
     return null;
   }
-  for (const name of names) {
+  const { i32, ptr: pointer } = ffi.FFIType;
+  for (const name of LIBC_NAMES) {
     try {
-      const lib = ffi.dlopen(name, {
-        pipe2: { args: [ffi.FFIType.ptr, ffi.FFIType.i32], returns: ffi.FFIType.i32 },
+      const { symbols } = ffi.dlopen(name, {
+        pipe2: { args: [pointer, i32], returns: i32 },
+        socketpair: { args: [i32, i32, i32, pointer], returns: i32 },
       });
-      const call = lib.symbols.pipe2;
       const { ptr } = ffi;
-      // O_CLOEXEC: no other child inherits this pipe; Bun.spawn dup2s the child's end onto its stdio.
-      return (fds) => call(ptr(fds), cloexec);
+      // Close-on-exec: no other child inherits these; Bun.spawn dup2s the child's ends onto its stdio.
+      return {
+        pipe2: (fds) => symbols.pipe2(ptr(fds), O_CLOEXEC),
+        socketpair: (fds) => symbols.socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ptr(fds)),
+      };
     } catch {
       // not this libc; try the next name
     }
@@ -79,45 +96,65 @@ function loadPipe2(): Pipe2 | null {
 
 const fds = new Int32Array(2);
 
-/** Whether OS pipes can be made here (loads libc on the first call). */
+/** Whether OS channels can be made here (loads libc on the first call). */
 export function pipesAvailable(): boolean {
-  if (pipe2 === undefined) pipe2 = loadPipe2();
-  return pipe2 !== null;
+  if (libc === undefined) libc = loadLibc();
+  return libc !== null;
 }
 
 /** A new pipe; only once {@link pipesAvailable} said yes. Throws when the system refuses one. */
 function makePipe(): Pipe {
-  if ((pipe2 as Pipe2)(fds) !== 0) throw new Error("cannot create a pipe (out of file descriptors?)");
+  if ((libc as Libc).pipe2(fds) !== 0) throw new Error("cannot create a pipe (out of file descriptors?)");
   return { read: new OwnedFd(fds[0] as number), write: new OwnedFd(fds[1] as number) };
 }
 
-/** A new pipe, or null when this platform's libc is out of reach. Throws when the system refuses a pipe. */
+/**
+ * A new socket pair used one way, for output the child writes (`write`, its end) and we read (`read`); only once
+ * {@link pipesAvailable} said yes. Throws when the system refuses one.
+ */
+function makeSocketPair(): Pipe {
+  if ((libc as Libc).socketpair(fds) !== 0)
+    throw new Error("cannot create a socket pair (out of file descriptors?)");
+  return { read: new OwnedFd(fds[0] as number), write: new OwnedFd(fds[1] as number) };
+}
+
+/** A new pipe, or null when this platform's libc is out of reach. Throws when the system refuses one. */
 export function openPipe(): Pipe | null {
   return pipesAvailable() ? makePipe() : null;
 }
 
-/** The stdio pipes of one child. */
+/** A new socket pair for output, or null when this platform's libc is out of reach. Throws when refused. */
+export function openSocketPair(): Pipe | null {
+  return pipesAvailable() ? makeSocketPair() : null;
+}
+
+/** The stdio channels of one child. */
 export interface ChildPipes {
-  /** Null for a `--tcp` child, whose stdin is not used. */
+  /** A pipe; null for a `--tcp` child, whose stdin is not used. */
   stdin: Pipe | null;
+  /** Socket pairs, read with `Bun.connect({ fd })`. */
   stdout: Pipe;
   stderr: Pipe;
 }
 
 /**
- * Pipes for a child's stdin (when `withStdin`), stdout and stderr; null when no OS pipe can be made here (Bun's
+ * Channels for a child's stdin (when `withStdin`), stdout and stderr; null when none can be made here (Bun's
  * pipes are used then). On failure nothing stays open.
  */
 export function openStdio(withStdin: boolean): ChildPipes | null {
   if (!pipesAvailable()) return null;
   const opened: Pipe[] = [];
-  const open = (): Pipe => {
-    const pipe = makePipe();
+  const open = (make: () => Pipe): Pipe => {
+    const pipe = make();
     opened.push(pipe);
     return pipe;
   };
   try {
-    return { stdout: open(), stderr: open(), stdin: withStdin ? open() : null };
+    return {
+      stdout: open(makeSocketPair),
+      stderr: open(makeSocketPair),
+      stdin: withStdin ? open(makePipe) : null,
+    };
   } catch (err) {
     closePipes(...opened);
     throw err;

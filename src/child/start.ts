@@ -27,11 +27,13 @@ export interface StartOptions {
   spawner: Spawner | null;
 }
 
-/** A stream of the child's output, and how to let go of it once read to the end. */
+/** The child's stdout or stderr. */
 export interface Source {
-  /** Opened only once the child runs: a child that never started has pipes nobody may read. */
-  open(): ReadableStream<Uint8Array>;
-  release(): void;
+  /**
+   * Reads it to the end, each chunk to `onChunk` (which must not keep it past the call unless it copies it);
+   * resolves at EOF, rejects when `onChunk` throws. Called only once the child runs, and only once.
+   */
+  read(onChunk: (chunk: Uint8Array) => void): Promise<void>;
 }
 
 /** The child's stdin before it is written to: our end of its pipe, or Bun's sink. */
@@ -64,12 +66,50 @@ function findCommand(cmd: string, searchPath: string | undefined): string | null
   return path;
 }
 
-function fdSource(fd: OwnedFd): Source {
-  return { open: () => Bun.file(fd.fd).stream(), release: () => fd.close() };
+/**
+ * Bun.connect on a descriptor: Bun supports it and its types declare the options (FdSocketOptions), but not the
+ * overload of connect that takes them.
+ */
+const connectFd = Bun.connect as unknown as (options: Bun.FdSocketOptions) => Promise<Bun.Socket>;
+
+/** Our end of a socket pair, read by Bun's socket layer, which closes it at EOF. */
+function socketSource(end: OwnedFd): Source {
+  return {
+    read: (onChunk) =>
+      new Promise((resolve, reject) => {
+        connectFd({
+          fd: end.giveAway(),
+          socket: {
+            binaryType: "uint8array",
+            data: (_socket, chunk) => onChunk(chunk),
+            close: () => resolve(),
+            // What onChunk threw lands here: the reading stops, the child's exit still ends the room.
+            error: (socket, error) => {
+              socket.terminate();
+              reject(error);
+            },
+          },
+        }).catch(reject);
+      }),
+  };
 }
 
-function bunSource(stream: ReadableStream<Uint8Array>): Source {
-  return { open: () => stream, release: () => {} };
+/** A stream of Bun's own pipes. */
+function streamSource(stream: ReadableStream<Uint8Array>): Source {
+  return {
+    read: async (onChunk) => {
+      const reader = stream.getReader();
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          onChunk(value);
+        }
+      } finally {
+        reader.releaseLock();
+      }
+    },
+  };
 }
 
 /**
@@ -118,8 +158,8 @@ export function startChild(opts: StartOptions): Starting {
     const proc = spawnHere(opts, argv, [opts.tcp ? "ignore" : "pipe", "pipe", "pipe"]);
     return {
       process: Promise.resolve(proc),
-      stdout: bunSource(proc.subprocess.stdout as ReadableStream<Uint8Array>),
-      stderr: bunSource(proc.subprocess.stderr as ReadableStream<Uint8Array>),
+      stdout: streamSource(proc.subprocess.stdout as ReadableStream<Uint8Array>),
+      stderr: streamSource(proc.subprocess.stderr as ReadableStream<Uint8Array>),
       stdinEnd: opts.tcp ? null : { sink: proc.subprocess.stdin as FileSink },
     };
   }
@@ -155,8 +195,8 @@ export function startChild(opts: StartOptions): Starting {
         throw err instanceof SpawnError ? err : new SpawnError(`cannot start ${opts.cmd}: ${err.message}`);
       },
     ),
-    stdout: fdSource(pipes.stdout.read),
-    stderr: fdSource(pipes.stderr.read),
+    stdout: socketSource(pipes.stdout.read),
+    stderr: socketSource(pipes.stderr.read),
     stdinEnd: pipes.stdin ? { fd: pipes.stdin.write } : null,
   };
 }
