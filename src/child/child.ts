@@ -45,6 +45,7 @@ const GROUP_POLL_MS = 20;
  * turn: a burst of client messages costs one write per child, and a hundred busy rooms one timer, not a hundred.
  */
 const pendingFlush = new Set<Child>();
+const utf8 = new TextEncoder();
 let flushQueued = false;
 
 function flushPending(): void {
@@ -79,6 +80,10 @@ export class Child {
   /** Bytes accepted for the child and not yet known to be written. */
   private queued = 0;
   private flushing = false;
+  /** Messages for the child's stdin written this turn, handed to its pipe as one write by {@link flush}. */
+  private batch: (string | Uint8Array)[] = [];
+  /** Whether {@link batch} holds bytes (binary mode), so it is joined as bytes rather than as one string. */
+  private batchHasBytes = false;
   private exited = false;
   private stopping: Promise<void> | null = null;
   /** Ends a `--tcp` child's connection attempts; only TCP children have one (`abort()` is not free). */
@@ -147,19 +152,20 @@ export class Child {
       if (newline) input.chunks.push("\n");
       return true;
     }
-    try {
-      if (typeof data === "string") this.put(input.sink, newline ? `${data}\n` : data, size);
-      else {
-        this.put(input.sink, data, data.byteLength);
-        if (newline) this.put(input.sink, "\n", 1);
-      }
-    } catch {
-      return false; // the child closed its stdin; its exit ends the room
+    // Joined and handed to the pipe once per turn: Bun's sink writes each write() at once, with a syscall each.
+    const batch = this.batch;
+    if (typeof data === "string") batch.push(newline ? `${data}\n` : data);
+    else {
+      this.batchHasBytes = true;
+      batch.push(data);
+      if (newline) batch.push("\n");
     }
-    pendingFlush.add(this);
-    if (!flushQueued) {
-      flushQueued = true;
-      setImmediate(flushPending);
+    if (batch.length === 1) {
+      pendingFlush.add(this);
+      if (!flushQueued) {
+        flushQueued = true;
+        setImmediate(flushPending);
+      }
     }
     return true;
   }
@@ -200,6 +206,7 @@ export class Child {
   private endSink(sink: FileSink, fd: OwnedFd | null): void {
     let ended: unknown;
     try {
+      this.putBatch(sink);
       this.settle(sink.flush());
       ended = sink.end();
     } catch {
@@ -277,16 +284,18 @@ export class Child {
     const flushed = this.queued;
     let result: number | Promise<number> | undefined;
     try {
+      this.putBatch(input.sink);
       result = input.sink.flush();
     } catch {
-      return;
+      return; // the child closed its stdin; its exit ends the room
     }
     // A number (or nothing, once stdin was closed) means everything was written.
     if (!(result instanceof Promise)) {
       this.queued = 0;
       return;
     }
-    // The pipe is full: the child reads slower than clients write. Count the bytes as pending until it drains.
+    // The pipe is full: the child reads slower than clients write. Count the bytes as pending until it drains;
+    // meanwhile new messages wait in the batch (bounded by maxBuffer through `queued`).
     this.flushing = true;
     result.then(
       () => {
@@ -298,6 +307,22 @@ export class Child {
         this.flushing = false;
       },
     );
+  }
+
+  /** Hands the batch to the sink as one chunk. Throws when the child closed its stdin. */
+  private putBatch(sink: FileSink): void {
+    const batch = this.batch;
+    if (batch.length === 0) return;
+    this.batch = [];
+    if (!this.batchHasBytes) {
+      const text = batch.length === 1 ? (batch[0] as string) : batch.join("");
+      this.put(sink, text, text.length);
+      return;
+    }
+    this.batchHasBytes = false;
+    const parts = batch.map((part) => (typeof part === "string" ? utf8.encode(part) : part));
+    const bytes = Buffer.concat(parts);
+    this.put(sink, bytes, bytes.byteLength);
   }
 
   /** Hands one chunk to the sink and counts its UTF-8 bytes (the sink's answer; `estimate` when it is pending). */
