@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FIXTURES, start, stopAll, TestClient, within } from "./helpers.ts";
+import { FIXTURES, start, stopAll, TestClient, until, within } from "./helpers.ts";
 
 afterEach(stopAll);
 
@@ -90,6 +90,23 @@ describe.each([
       expect(Number(reads)).toBeLessThan(20);
     },
   );
+
+  test("messages sent while the child's stdin pipe is full all reach it, in order, once it reads", async () => {
+    const go = join(mkdtempSync(join(tmpdir(), "ss-pipes-")), "go");
+    const child = `echo ready; while [ ! -e ${go} ]; do sleep 0.01; done; exec cat`;
+    const s = start(["sh", "--", "-c", child], { osPipes });
+    const c = await TestClient.open(s.url("full"));
+    expect(await c.next()).toBe("ready");
+    // 400 KiB: several times what a pipe holds (64 KiB), far below --maxbuffer (4 MiB).
+    const line = (i: number) => `${String(i).padStart(6, "0")} ${"x".repeat(1016)}`;
+    for (let i = 0; i < 400; i++) c.send(line(i));
+    // Only once the server took them all (most waiting behind the full pipe) may the child start reading.
+    await until(() => s.server.counters.messagesToChild >= 400, "the server to take every message");
+    expect(s.server.counters.droppedToChild).toBe(0);
+    writeFileSync(go, "");
+    await c.waitFor(401);
+    for (let i = 0; i < 400; i++) expect(await c.next()).toBe(line(i));
+  });
 
   test("a child's stderr is logged with its room", async () => {
     const s = start(["sh", "--", `${FIXTURES}stderr.sh`], { osPipes });

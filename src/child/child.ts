@@ -1,9 +1,9 @@
-import type { FileSink } from "bun";
 import type { ByteSplitter } from "./bytesplit.ts";
 import type { OwnedFd } from "./pipes.ts";
 import type { StartedProcess } from "./spawner.ts";
 import { LineSplitter } from "./split.ts";
 import { type ExitInfo, type Source, type StartOptions, type StdinEnd, startChild } from "./start.ts";
+import { PipeWriter, type StdinSink } from "./stdin.ts";
 import { connectWithRetry, type TcpLink } from "./tcp.ts";
 
 export { type ExitInfo, SpawnError } from "./start.ts";
@@ -58,7 +58,7 @@ function flushPending(): void {
 
 type Input =
   | { kind: "held"; chunks: (string | Uint8Array)[] }
-  | { kind: "stdin"; sink: FileSink; fd: OwnedFd | null }
+  | { kind: "stdin"; sink: StdinSink; fd: OwnedFd | null }
   | { kind: "tcp"; link: TcpLink }
   | { kind: "closed" };
 
@@ -203,7 +203,7 @@ export class Child {
   }
 
   /** Flushes and ends the child's stdin; our pipe end is closed once the sink let go of it (Bun's closes itself). */
-  private endSink(sink: FileSink, fd: OwnedFd | null): void {
+  private endSink(sink: StdinSink, fd: OwnedFd | null): void {
     let ended: unknown;
     try {
       this.putBatch(sink);
@@ -231,7 +231,7 @@ export class Child {
     if (held.kind !== "held" || !end) return;
     this.switchInput(
       "fd" in end
-        ? { kind: "stdin", sink: Bun.file(end.fd.fd).writer(), fd: end.fd }
+        ? { kind: "stdin", sink: new PipeWriter(end.fd), fd: end.fd }
         : { kind: "stdin", sink: end.sink, fd: null },
       held.chunks,
     );
@@ -310,7 +310,7 @@ export class Child {
   }
 
   /** Hands the batch to the sink as one chunk. Throws when the child closed its stdin. */
-  private putBatch(sink: FileSink): void {
+  private putBatch(sink: StdinSink): void {
     const batch = this.batch;
     if (batch.length === 0) return;
     this.batch = [];
@@ -326,7 +326,7 @@ export class Child {
   }
 
   /** Hands one chunk to the sink and counts its UTF-8 bytes (the sink's answer; `estimate` when it is pending). */
-  private put(sink: FileSink, chunk: string | Uint8Array, estimate: number): void {
+  private put(sink: StdinSink, chunk: string | Uint8Array, estimate: number): void {
     const accepted: unknown = sink.write(chunk);
     if (typeof accepted === "number") this.opts.onWritten(accepted);
     else {

@@ -7,7 +7,7 @@ import { closeSync } from "node:fs";
  * Why not Bun.spawn's own `"pipe"`: Bun connects all three with socket pairs and reads them through a
  * ReadableStream, which costs a `poll` and two `epoll_ctl` per chunk read (it re-arms a one-shot registration),
  * and its stdin sink one `epoll_ctl` per write. Writing a pipe is cheaper than writing a socket for both sides,
- * so stdin is a pipe (`Bun.file(fd).writer()`). Reading is cheapest through Bun's own socket layer
+ * so stdin is a pipe, written directly (stdin.ts). Reading is cheapest through Bun's own socket layer
  * (`Bun.connect({ fd })`: one `recv` per chunk, a registration that stays armed), which only takes sockets, so
  * stdout and stderr are socket pairs. `bun scripts/bench-pipes.ts` measures the kinds against each other.
  *
@@ -53,6 +53,8 @@ export class OwnedFd {
 interface Libc {
   pipe2(fds: Int32Array): number;
   socketpair(fds: Int32Array): number;
+  /** Makes `fd` non-blocking; false when it could not. */
+  nonBlocking(fd: number): boolean;
 }
 
 /** libc names bun:ffi can open, most likely first: glibc, musl (x64, arm64). */
@@ -62,6 +64,9 @@ const AF_UNIX = 1;
 const SOCK_STREAM = 1;
 /** Same value as O_CLOEXEC on Linux. */
 const SOCK_CLOEXEC = 0o2000000;
+const F_GETFL = 3;
+const F_SETFL = 4;
+const O_NONBLOCK = 0o4000;
 
 let libc: Libc | null | undefined;
 
@@ -80,12 +85,18 @@ function loadLibc(): Libc | null {
       const { symbols } = ffi.dlopen(name, {
         pipe2: { args: [pointer, i32], returns: i32 },
         socketpair: { args: [i32, i32, i32, pointer], returns: i32 },
+        // Variadic in C; called with one int argument, as the Linux ABIs allow.
+        fcntl: { args: [i32, i32, i32], returns: i32 },
       });
       const { ptr } = ffi;
       // Close-on-exec: no other child inherits these; Bun.spawn dup2s the child's ends onto its stdio.
       return {
         pipe2: (fds) => symbols.pipe2(ptr(fds), O_CLOEXEC),
         socketpair: (fds) => symbols.socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ptr(fds)),
+        nonBlocking: (fd) => {
+          const flags = symbols.fcntl(fd, F_GETFL, 0);
+          return flags !== -1 && symbols.fcntl(fd, F_SETFL, flags | O_NONBLOCK) !== -1;
+        },
       };
     } catch {
       // not this libc; try the next name
@@ -106,6 +117,16 @@ export function pipesAvailable(): boolean {
 function makePipe(): Pipe {
   if ((libc as Libc).pipe2(fds) !== 0) throw new Error("cannot create a pipe (out of file descriptors?)");
   return { read: new OwnedFd(fds[0] as number), write: new OwnedFd(fds[1] as number) };
+}
+
+/** A pipe for the child's stdin: its end blocks as any stdin does, ours does not (stdin.ts writes it directly). */
+function makeStdinPipe(): Pipe {
+  const pipe = makePipe();
+  if (!(libc as Libc).nonBlocking(pipe.write.fd)) {
+    closePipes(pipe);
+    throw new Error("cannot make the stdin pipe non-blocking");
+  }
+  return pipe;
 }
 
 /**
@@ -130,7 +151,7 @@ export function openSocketPair(): Pipe | null {
 
 /** The stdio channels of one child. */
 export interface ChildPipes {
-  /** A pipe; null for a `--tcp` child, whose stdin is not used. */
+  /** A pipe, non-blocking on our end; null for a `--tcp` child, whose stdin is not used. */
   stdin: Pipe | null;
   /** Socket pairs, read with `Bun.connect({ fd })`. */
   stdout: Pipe;
@@ -153,7 +174,7 @@ export function openStdio(withStdin: boolean): ChildPipes | null {
     return {
       stdout: open(makeSocketPair),
       stderr: open(makeSocketPair),
-      stdin: withStdin ? open(makePipe) : null,
+      stdin: withStdin ? open(makeStdinPipe) : null,
     };
   } catch (err) {
     closePipes(...opened);
