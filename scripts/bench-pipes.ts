@@ -1,71 +1,141 @@
 #!/usr/bin/env bun
 /**
- * One `cat`, one-line round trips, over the two kinds of stdio a child can get: plain OS pipes (src/child/pipes.ts,
- * what scalesocket uses) and Bun.spawn's own `"pipe"` (unix socketpairs). Prints µs per round trip and this
- * process's CPU µs per round trip for each, alternating kinds over a few repetitions.
+ * One `cat`, one-line round trips, over three ways to plumb a child's stdio, alternated over a few repetitions:
+ *
+ * - scalesocket's: a pipe for stdin written with write(2) (src/child/stdin.ts), a socket pair for stdout read by
+ *   Bun's socket layer (src/child/start.ts), exactly as a room starts its child;
+ * - pipes both ways, through Bun's FileSink and a ReadableStream (`Bun.file(fd)`): the design before;
+ * - Bun.spawn's own `"pipe"` (socket pairs, FileSink and ReadableStream): what scalesocket falls back to.
+ *
+ * Prints µs per round trip and this process's CPU µs per round trip for each.
  *
  *   bun scripts/bench-pipes.ts [round trips per run, default 20000]
  */
+import type { ExitInfo } from "../src/child/child.ts";
 import { openPipe } from "../src/child/pipes.ts";
+import { startChild } from "../src/child/start.ts";
+import { PipeWriter } from "../src/child/stdin.ts";
 
 const ROUND_TRIPS = Number(process.argv[2] ?? 20_000);
 const REPETITIONS = 3;
 const LINE = "hello world\n";
 
-type Kind = "os pipes" | "bun socketpairs";
+/** A running `cat`: write a line, wait for bytes back, end it. */
+interface Plumbing {
+  send(line: string): void;
+  /** Resolves with the byte count of the next chunk `cat` wrote. */
+  next(): Promise<number>;
+  end(): Promise<unknown>;
+}
+
+/** Turns a callback reader into one awaited chunk at a time. */
+function chunks(read: (onChunk: (chunk: Uint8Array) => void) => Promise<void>): () => Promise<number> {
+  const ready: number[] = [];
+  let waiter: ((bytes: number) => void) | null = null;
+  void read((chunk) => {
+    if (waiter) {
+      const w = waiter;
+      waiter = null;
+      w(chunk.byteLength);
+    } else ready.push(chunk.byteLength);
+  });
+  return () => {
+    const bytes = ready.shift();
+    if (bytes !== undefined) return Promise.resolve(bytes);
+    return new Promise((resolve) => {
+      waiter = resolve;
+    });
+  };
+}
+
+/** scalesocket's own path, or Bun's pipes: the same startChild a room uses. */
+async function started(osPipes: boolean): Promise<Plumbing> {
+  const child = startChild({
+    cmd: "cat",
+    args: [],
+    env: { PATH: process.env.PATH ?? "" },
+    searchPath: process.env.PATH,
+    tcp: false,
+    osPipes,
+    spawner: null,
+  });
+  const proc = await child.process;
+  const end = child.stdinEnd;
+  if (end === null) throw new Error("no stdin");
+  const sink = "fd" in end ? new PipeWriter(end.fd) : end.sink;
+  return {
+    send: (line) => {
+      sink.write(line);
+      sink.flush();
+    },
+    next: chunks(child.stdout.read),
+    end: async () => {
+      await sink.end();
+      if ("fd" in end) end.fd.close();
+      return proc.exited as Promise<ExitInfo>;
+    },
+  };
+}
+
+/** Pipes both ways, through Bun's FileSink and a ReadableStream. */
+function streamedPipes(): Plumbing {
+  const stdin = openPipe();
+  const stdout = openPipe();
+  if (!stdin || !stdout) throw new Error("no OS pipes on this platform");
+  const proc = Bun.spawn(["cat"], { stdio: [stdin.read.fd, stdout.write.fd, "inherit"] });
+  stdin.read.close();
+  stdout.write.close();
+  const sink = Bun.file(stdin.write.fd).writer();
+  const reader = Bun.file(stdout.read.fd).stream().getReader();
+  return {
+    send: (line) => {
+      sink.write(line);
+      sink.flush();
+    },
+    next: async () => {
+      const { value, done } = await reader.read();
+      if (done) throw new Error("cat ended early");
+      return value.byteLength;
+    },
+    end: async () => {
+      await sink.end();
+      stdin.write.close();
+      await proc.exited;
+      reader.releaseLock();
+      stdout.read.close();
+    },
+  };
+}
+
+const KINDS = {
+  "scalesocket's": () => started(true),
+  "pipes, streams": async () => streamedPipes(),
+  "Bun's pipes": () => started(false),
+} as const;
+type Kind = keyof typeof KINDS;
 
 async function run(kind: Kind): Promise<{ wallUs: number; cpuUs: number }> {
-  let sink: { write(s: string): unknown; flush(): unknown; end(): unknown };
-  let output: ReadableStream<Uint8Array>;
-  let release = (): void => {};
-  let proc: ReturnType<typeof Bun.spawn>;
-  if (kind === "os pipes") {
-    const stdin = openPipe();
-    const stdout = openPipe();
-    if (!stdin || !stdout) throw new Error("no OS pipes on this platform");
-    proc = Bun.spawn(["cat"], { stdio: [stdin.read.fd, stdout.write.fd, "inherit"] });
-    stdin.read.close();
-    stdout.write.close();
-    sink = Bun.file(stdin.write.fd).writer();
-    output = Bun.file(stdout.read.fd).stream();
-    release = () => {
-      stdin.write.close();
-      stdout.read.close();
-    };
-  } else {
-    const child = Bun.spawn(["cat"], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
-    proc = child;
-    sink = child.stdin;
-    output = child.stdout;
-  }
-  const reader = output.getReader();
+  const cat = await KINDS[kind]();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   for (let i = 0; i < ROUND_TRIPS; i++) {
-    sink.write(LINE);
-    sink.flush();
+    cat.send(LINE);
     let got = 0;
-    while (got < LINE.length) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error("cat ended early");
-      got += value.byteLength;
-    }
+    while (got < LINE.length) got += await cat.next();
   }
   const wallUs = ((performance.now() - t0) * 1000) / ROUND_TRIPS;
   const cpu = process.cpuUsage(cpu0);
-  await sink.end();
-  release();
-  await proc.exited;
+  await cat.end();
   return { wallUs, cpuUs: (cpu.user + cpu.system) / ROUND_TRIPS };
 }
 
-const kinds: Kind[] = ["os pipes", "bun socketpairs"];
+const kinds = Object.keys(KINDS) as Kind[];
 console.log(`${ROUND_TRIPS} round trips through cat per run, Bun ${Bun.version}`);
 for (let rep = 0; rep < REPETITIONS; rep++) {
   for (const kind of rep % 2 === 0 ? kinds : [...kinds].reverse()) {
     const r = await run(kind);
     console.log(
-      `${kind.padEnd(16)} ${r.wallUs.toFixed(1)} µs/round trip, ${r.cpuUs.toFixed(1)} µs CPU (this process)`,
+      `${kind.padEnd(14)} ${r.wallUs.toFixed(1)} µs/round trip, ${r.cpuUs.toFixed(1)} µs CPU (this process)`,
     );
   }
 }
