@@ -2,9 +2,9 @@
 /**
  * One `cat`, one-line round trips, over three ways to plumb a child's stdio, alternated over a few repetitions:
  *
- * - scalesocket's: a pipe for stdin written with write(2) (src/child/stdin.ts), a socket pair for stdout read by
- *   Bun's socket layer (src/child/start.ts), exactly as a room starts its child;
- * - pipes both ways, through Bun's FileSink and a ReadableStream (`Bun.file(fd)`): the design before;
+ * - scalesocket's: OS pipes, stdin written with write(2) (src/child/stdin.ts), stdout read through Bun's stream of
+ *   the pipe, exactly as a room starts its child (src/child/start.ts);
+ * - the same pipes with stdin written through Bun's FileSink;
  * - Bun.spawn's own `"pipe"` (socket pairs, FileSink and ReadableStream): what scalesocket falls back to.
  *
  * Prints µs per round trip and this process's CPU µs per round trip for each.
@@ -77,8 +77,8 @@ async function started(osPipes: boolean): Promise<Plumbing> {
   };
 }
 
-/** Pipes both ways, through Bun's FileSink and a ReadableStream. */
-function streamedPipes(): Plumbing {
+/** OS pipes, stdin through Bun's FileSink. */
+function fileSinkPipes(): Plumbing {
   const stdin = openPipe();
   const stdout = openPipe();
   if (!stdin || !stdout) throw new Error("no OS pipes on this platform");
@@ -109,7 +109,7 @@ function streamedPipes(): Plumbing {
 
 const KINDS = {
   "scalesocket's": () => started(true),
-  "pipes, streams": async () => streamedPipes(),
+  "pipes, FileSink": async () => fileSinkPipes(),
   "Bun's pipes": () => started(false),
 } as const;
 type Kind = keyof typeof KINDS;
@@ -135,7 +135,7 @@ for (let rep = 0; rep < REPETITIONS; rep++) {
   for (const kind of rep % 2 === 0 ? kinds : [...kinds].reverse()) {
     const r = await run(kind);
     console.log(
-      `${kind.padEnd(14)} ${r.wallUs.toFixed(1)} µs/round trip, ${r.cpuUs.toFixed(1)} µs CPU (this process)`,
+      `${kind.padEnd(15)} ${r.wallUs.toFixed(1)} µs/round trip, ${r.cpuUs.toFixed(1)} µs CPU (this process)`,
     );
   }
 }

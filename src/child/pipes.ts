@@ -1,24 +1,20 @@
 import { closeSync } from "node:fs";
 
 /**
- * The OS channels for a child's stdio, made through bun:ffi: a plain pipe (`pipe2(2)`) for its stdin, and for its
- * stdout and stderr one unix socket pair each, used one way (the child writes, we read).
+ * Plain OS pipes for a child's stdio, made with `pipe2(2)` through bun:ffi.
  *
- * Why not Bun.spawn's own `"pipe"`: Bun connects all three with socket pairs and reads them through a
- * ReadableStream, which costs a `poll` and two `epoll_ctl` per chunk read (it re-arms a one-shot registration),
- * and its stdin sink one `epoll_ctl` per write. Writing a pipe is cheaper than writing a socket for both sides,
- * so stdin is a pipe, written directly (stdin.ts). Reading is cheapest through Bun's own socket layer
- * (`Bun.connect({ fd })`: one `recv` per chunk, a registration that stays armed), which only takes sockets, so
- * stdout and stderr are socket pairs. `bun scripts/bench-pipes.ts` measures the kinds against each other.
+ * Why not Bun.spawn's own `"pipe"`: Bun connects a child's stdio with unix socket pairs, and a round trip through
+ * a socket pair costs both the server and the child more kernel time than through a pipe
+ * (`bun scripts/bench-pipes.ts`). Sockets also break a common idiom: a script's `echo oops > /dev/stderr` (or
+ * `> /dev/stdout`) opens `/proc/self/fd/N`, which fails for a socket (ENXIO) and works for a pipe, as it does
+ * under upstream ScaleSocket and websocketd. Bun.spawn takes descriptors for stdio; we read stdout and stderr
+ * with `Bun.file(fd).stream()`, and write stdin ourselves (stdin.ts) on our end, made non-blocking.
  *
  * Where libc cannot be loaded (not Linux, an unknown libc), {@link openStdio} returns null and the child falls back
- * to Bun's own pipes: the same behaviour, only slower.
+ * to Bun's own pipes: the same behaviour (but for that idiom), only slower.
  */
 
-/**
- * The two ends of one channel: `read` is the end data comes out of, `write` the end it goes into (for a socket
- * pair, which carries both ways, the ends as this channel uses them). Each end is closed once, by its owner.
- */
+/** The two ends of one pipe. Each end is closed once, by whoever owns it. */
 export interface Pipe {
   read: OwnedFd;
   write: OwnedFd;
@@ -33,12 +29,6 @@ export class OwnedFd {
 
   constructor(readonly fd: number) {}
 
-  /** Hands the descriptor to something that closes it itself (a Bun socket); from now on close() is a no-op. */
-  giveAway(): number {
-    this.open = false;
-    return this.fd;
-  }
-
   close(): void {
     if (!this.open) return;
     this.open = false;
@@ -52,7 +42,6 @@ export class OwnedFd {
 
 interface Libc {
   pipe2(fds: Int32Array): number;
-  socketpair(fds: Int32Array): number;
   /** Makes `fd` non-blocking; false when it could not. */
   nonBlocking(fd: number): boolean;
 }
@@ -60,17 +49,13 @@ interface Libc {
 /** libc names bun:ffi can open, most likely first: glibc, musl (x64, arm64). */
 const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"];
 const O_CLOEXEC = 0o2000000;
-const AF_UNIX = 1;
-const SOCK_STREAM = 1;
-/** Same value as O_CLOEXEC on Linux. */
-const SOCK_CLOEXEC = 0o2000000;
 const F_GETFL = 3;
 const F_SETFL = 4;
 const O_NONBLOCK = 0o4000;
 
 let libc: Libc | null | undefined;
 
-/** Linux only: macOS has no pipe2, and its socketpair takes no close-on-exec flag. */
+/** Linux only: macOS has no pipe2. */
 function loadLibc(): Libc | null {
   if (process.platform !== "linux") return null;
   let ffi: typeof import("bun:ffi");
@@ -84,7 +69,6 @@ function loadLibc(): Libc | null {
     try {
       const { symbols } = ffi.dlopen(name, {
         pipe2: { args: [pointer, i32], returns: i32 },
-        socketpair: { args: [i32, i32, i32, pointer], returns: i32 },
         // Variadic in C; called with one int argument, as the Linux ABIs allow.
         fcntl: { args: [i32, i32, i32], returns: i32 },
       });
@@ -92,7 +76,6 @@ function loadLibc(): Libc | null {
       // Close-on-exec: no other child inherits these; Bun.spawn dup2s the child's ends onto its stdio.
       return {
         pipe2: (fds) => symbols.pipe2(ptr(fds), O_CLOEXEC),
-        socketpair: (fds) => symbols.socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ptr(fds)),
         nonBlocking: (fd) => {
           const flags = symbols.fcntl(fd, F_GETFL, 0);
           return flags !== -1 && symbols.fcntl(fd, F_SETFL, flags | O_NONBLOCK) !== -1;
@@ -107,7 +90,7 @@ function loadLibc(): Libc | null {
 
 const fds = new Int32Array(2);
 
-/** Whether OS channels can be made here (loads libc on the first call). */
+/** Whether OS pipes can be made here (loads libc on the first call). */
 export function pipesAvailable(): boolean {
   if (libc === undefined) libc = loadLibc();
   return libc !== null;
@@ -129,37 +112,21 @@ function makeStdinPipe(): Pipe {
   return pipe;
 }
 
-/**
- * A new socket pair used one way, for output the child writes (`write`, its end) and we read (`read`); only once
- * {@link pipesAvailable} said yes. Throws when the system refuses one.
- */
-function makeSocketPair(): Pipe {
-  if ((libc as Libc).socketpair(fds) !== 0)
-    throw new Error("cannot create a socket pair (out of file descriptors?)");
-  return { read: new OwnedFd(fds[0] as number), write: new OwnedFd(fds[1] as number) };
-}
-
 /** A new pipe, or null when this platform's libc is out of reach. Throws when the system refuses one. */
 export function openPipe(): Pipe | null {
   return pipesAvailable() ? makePipe() : null;
 }
 
-/** A new socket pair for output, or null when this platform's libc is out of reach. Throws when refused. */
-export function openSocketPair(): Pipe | null {
-  return pipesAvailable() ? makeSocketPair() : null;
-}
-
-/** The stdio channels of one child. */
+/** The stdio pipes of one child. */
 export interface ChildPipes {
   /** A pipe, non-blocking on our end; null for a `--tcp` child, whose stdin is not used. */
   stdin: Pipe | null;
-  /** Socket pairs, read with `Bun.connect({ fd })`. */
   stdout: Pipe;
   stderr: Pipe;
 }
 
 /**
- * Channels for a child's stdin (when `withStdin`), stdout and stderr; null when none can be made here (Bun's
+ * Pipes for a child's stdin (when `withStdin`), stdout and stderr; null when no OS pipe can be made here (Bun's
  * pipes are used then). On failure nothing stays open.
  */
 export function openStdio(withStdin: boolean): ChildPipes | null {
@@ -172,8 +139,8 @@ export function openStdio(withStdin: boolean): ChildPipes | null {
   };
   try {
     return {
-      stdout: open(makeSocketPair),
-      stderr: open(makeSocketPair),
+      stdout: open(makePipe),
+      stderr: open(makePipe),
       stdin: withStdin ? open(makeStdinPipe) : null,
     };
   } catch (err) {

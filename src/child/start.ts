@@ -66,31 +66,16 @@ function findCommand(cmd: string, searchPath: string | undefined): string | null
   return path;
 }
 
-/**
- * Bun.connect on a descriptor: Bun supports it and its types declare the options (FdSocketOptions), but not the
- * overload of connect that takes them.
- */
-const connectFd = Bun.connect as unknown as (options: Bun.FdSocketOptions) => Promise<Bun.Socket>;
-
-/** Our end of a socket pair, read by Bun's socket layer, which closes it at EOF. */
-function socketSource(end: OwnedFd): Source {
+/** Our end of a pipe, read through Bun's stream of it; Bun.file(fd) never closes the descriptor, so this does. */
+function pipeSource(end: OwnedFd): Source {
   return {
-    read: (onChunk) =>
-      new Promise((resolve, reject) => {
-        connectFd({
-          fd: end.giveAway(),
-          socket: {
-            binaryType: "uint8array",
-            data: (_socket, chunk) => onChunk(chunk),
-            close: () => resolve(),
-            // What onChunk threw lands here: the reading stops, the child's exit still ends the room.
-            error: (socket, error) => {
-              socket.terminate();
-              reject(error);
-            },
-          },
-        }).catch(reject);
-      }),
+    read: async (onChunk) => {
+      try {
+        await streamSource(Bun.file(end.fd).stream()).read(onChunk);
+      } finally {
+        end.close();
+      }
+    },
   };
 }
 
@@ -195,8 +180,8 @@ export function startChild(opts: StartOptions): Starting {
         throw err instanceof SpawnError ? err : new SpawnError(`cannot start ${opts.cmd}: ${err.message}`);
       },
     ),
-    stdout: socketSource(pipes.stdout.read),
-    stderr: socketSource(pipes.stderr.read),
+    stdout: pipeSource(pipes.stdout.read),
+    stderr: pipeSource(pipes.stderr.read),
     stdinEnd: pipes.stdin ? { fd: pipes.stdin.write } : null,
   };
 }
