@@ -129,11 +129,14 @@ describe("routeLine", () => {
       return parse(...args);
     }) as typeof JSON.parse;
     try {
-      for (const line of ['{"a":1}', "[1,2,3]", "hello", '{"to":1}', '{"x_to":1}']) routeLine(line);
+      for (const line of ['{"a":1}', "[1,2,3]", "hello", '{"to":1}', '{"x_to":1}', '{"_from":3,"m":"x"}'])
+        routeLine(line);
       expect(calls).toBe(0);
       routeLine('{"_to":1}');
       routeLine('{"\\u005fto":1}');
-      expect(calls).toBe(2);
+      routeLine('{"_meta":true}');
+      routeLine('{"_cache":true}');
+      expect(calls).toBe(4);
     } finally {
       JSON.parse = parse;
     }

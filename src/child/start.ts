@@ -79,7 +79,7 @@ function pipeSource(end: OwnedFd): Source {
   };
 }
 
-/** A stream of Bun's own pipes. */
+/** A ReadableStream read to its end: of our pipe (pipeSource), or of Bun's own (the fallback). */
 function streamSource(stream: ReadableStream<Uint8Array>): Source {
   return {
     read: async (onChunk) => {

@@ -35,11 +35,18 @@ export interface Routing {
 }
 
 /**
- * Reads the routing keys of a child line. A line that contains no `"_` (and no `\u` escape that could spell
- * one) cannot carry a routing key, so it is not parsed at all.
+ * Reads the routing keys of a child line. A line in which none of the keys is written out (nor a `\u` escape
+ * that could spell one; JSON has no other way to write them) cannot carry one, so it is not parsed at all: a
+ * line that only carries the `_from` of the message it answers, say.
  */
 export function routeLine(line: string): Routing | null {
-  if (!line.includes('"_') && !line.includes("\\u")) return null;
+  if (
+    !line.includes('"_to"') &&
+    !line.includes('"_meta"') &&
+    !line.includes('"_cache"') &&
+    !line.includes("\\u")
+  )
+    return null;
   const obj = parseObject(line);
   if (obj === null) return null;
   const to = obj._to;
