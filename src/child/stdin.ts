@@ -3,7 +3,11 @@ import type { FileSink } from "bun";
 import type { OwnedFd } from "./pipes.ts";
 
 /** What the child's stdin is written through: Bun's FileSink, or a {@link PipeWriter} on our own pipe. */
-export type StdinSink = Pick<FileSink, "write" | "flush" | "end">;
+export interface StdinSink {
+  write(chunk: string | Uint8Array): number | Promise<number>;
+  flush(): number | Promise<number>;
+  end(): number | Promise<number>;
+}
 
 /**
  * Our end of the child's stdin pipe (non-blocking, see pipes.ts), written with plain write(2) calls; the child
@@ -20,8 +24,7 @@ export class PipeWriter implements StdinSink {
   constructor(private readonly fd: OwnedFd) {}
 
   /** Writes `chunk`, or queues it behind a full pipe; returns its size in bytes. Throws EPIPE once the child closed its stdin. */
-  write(chunk: string | ArrayBufferView | ArrayBuffer | SharedArrayBuffer): number {
-    const bytes = typeof chunk === "string" ? chunk : toBytes(chunk);
+  write(bytes: string | Uint8Array): number {
     const size = typeof bytes === "string" ? Buffer.byteLength(bytes) : bytes.byteLength;
     if (this.waiting !== null) {
       this.waiting.write(bytes);
@@ -69,10 +72,4 @@ export class PipeWriter implements StdinSink {
     this.waiting = null;
     return waiting === null ? 0 : waiting.end();
   }
-}
-
-function toBytes(chunk: ArrayBufferView | ArrayBuffer | SharedArrayBuffer): Uint8Array {
-  return ArrayBuffer.isView(chunk)
-    ? new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
-    : new Uint8Array(chunk);
 }
