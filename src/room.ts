@@ -60,6 +60,12 @@ export class Room {
   private closed = false;
   /** Some client reported backpressure since the last sweep. */
   private pressure = false;
+  /**
+   * Routed messages (`_to`, gwsocket IDs) of the chunk of child output being delivered, per client. Sent at the
+   * end of the chunk, or before the next broadcast, one corked write per client: a `send` outside Bun's own
+   * callbacks is a system call each, where `publish` is buffered. Each client still gets its messages in order.
+   */
+  private readonly unsent = new Map<Client, (string | Uint8Array)[]>();
   /** Under JSON server framing, child lines are routed (`_to`, `_meta`); otherwise only read for `_cache`. */
   private readonly routing: boolean;
   private readonly cacheAll: boolean;
@@ -95,7 +101,7 @@ export class Room {
       connectTimeoutMs: config.tcpTimeoutMs,
       osPipes: config.osPipes,
       output: this.outputFor(config),
-      onChunkEnd: this.sweepSlowClients,
+      onChunkEnd: this.endChunk,
       onLog: (line) => this.log.log(line),
       onOversizeLog: (chars) => this.log.warn(`dropped a log line of ${chars} characters`),
       onRead: (bytes) => {
@@ -234,15 +240,40 @@ export class Room {
 
   private readonly broadcast = (message: string | Uint8Array): void => {
     this.ctx.counters.messagesFromChild++;
+    // What was routed before this line goes first, so every client sees the child's order.
+    if (this.unsent.size > 0) this.sendUnsent();
     if (this.ctx.server.publish(this.name, message) <= 0) this.pressure = true;
     if (this.cacheAll) this.cache?.push(message);
   };
 
+  /** Queues a message for one client until the end of the chunk ({@link unsent}); unknown IDs are dropped. */
   private sendTo(id: number, message: string | Uint8Array): void {
     this.ctx.counters.messagesFromChild++;
     const ws = this.members.get(id);
-    if (ws !== undefined && ws.send(message) <= 0) this.pressure = true;
+    if (ws === undefined) return;
+    const queued = this.unsent.get(ws);
+    if (queued === undefined) this.unsent.set(ws, [message]);
+    else queued.push(message);
   }
+
+  private sendUnsent(): void {
+    for (const [ws, messages] of this.unsent) {
+      if (messages.length === 1) {
+        if (ws.send(messages[0] as string | Uint8Array) <= 0) this.pressure = true;
+        continue;
+      }
+      ws.cork(() => {
+        for (const message of messages) if (ws.send(message) <= 0) this.pressure = true;
+      });
+    }
+    this.unsent.clear();
+  }
+
+  /** One chunk of child output was delivered: its routed messages go out, then slow clients are looked for. */
+  private readonly endChunk = (): void => {
+    if (this.unsent.size > 0) this.sendUnsent();
+    this.sweepSlowClients();
+  };
 
   private readonly routeMessage = (message: string | Uint8Array): void => {
     const routing = typeof message === "string" ? routeLine(message) : null;
@@ -272,7 +303,7 @@ export class Room {
    * backpressure, once per chunk of child output, so a room that keeps up pays nothing for it. Bun's own
    * `backpressureLimit` (twice the cap, set by the server) stays as a hard backstop that closes without a reason.
    */
-  private readonly sweepSlowClients = (): void => {
+  private sweepSlowClients(): void {
     if (!this.pressure) return;
     this.pressure = false;
     const cap = this.ctx.config.maxBuffer;
@@ -283,7 +314,7 @@ export class Room {
       this.log.warn(`closing client ${ws.data.conn.id}: more than ${cap} bytes waiting to be sent`);
       ws.close(1013, closeReason(`client too slow: more than ${cap} bytes queued`));
     }
-  };
+  }
 
   /** The child cannot serve the room (a TCP child that never listened): close everyone with the reason. */
   private fail(reason: string): void {

@@ -112,6 +112,43 @@ describe("flow control", () => {
     expect(texts.every((n, i) => i === 0 || n === (texts[i - 1] as number) + 1)).toBe(true);
   }, 60_000);
 
+  test("a stalled client that lines are routed to (_to) is closed with 1013 too", async () => {
+    // Routed messages are sent in corked batches at the end of each chunk of output: the backpressure they meet
+    // must still be seen, or a client nobody reads from would grow the server without bound.
+    const t = start([
+      "--serverframe=json",
+      "--maxbuffer",
+      "512K",
+      `${FIXTURES}flood.sh`,
+      "--",
+      "60000",
+      "100",
+      "2",
+    ]);
+    const starter = await TestClient.open(t.url("flood"));
+    const stalled = await stalledClient(t.server.port, "flood");
+    starter.send("go");
+    await until(() => t.server.counters.slowClientsClosed === 1, "the stalled client to be closed", 20_000);
+    expect(t.logs.join("")).toContain("closing client 2: more than 524288 bytes waiting to be sent");
+
+    const chunks: Buffer[] = [];
+    stalled.on("data", (d: Buffer) => chunks.push(d));
+    const ended = new Promise((resolve) => stalled.once("close", resolve));
+    stalled.resume();
+    await within(ended, "the stalled socket to end", WAIT_MS * 2);
+    const frames = parseFrames(Buffer.concat(chunks));
+    const close = frames.at(-1) as Frame;
+    expect(close.opcode).toBe(8);
+    expect(close.payload.readUInt16BE(0)).toBe(1013);
+    const ns = frames
+      .filter((f) => f.opcode === 1)
+      .map((f) => (JSON.parse(f.payload.toString()) as { n: number }).n);
+    expect(ns.length).toBeGreaterThan(0);
+    expect(ns.every((n, i) => n === i + 1)).toBe(true);
+    // The client that was sent nothing stays.
+    expect(starter.ws.readyState).toBe(WebSocket.OPEN);
+  }, 60_000);
+
   test("a child that never reads stdin: messages past the cap are dropped, the client stays connected", async () => {
     const t = start(["--maxbuffer", "64K", `${FIXTURES}noread.sh`]);
     const a = await TestClient.open(t.url("r"));

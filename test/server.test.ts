@@ -259,6 +259,27 @@ describe("JSON framing", () => {
     expect(await c.next()).toBe('{"_from":1,"public":1}');
   });
 
+  test("broadcast and routed lines of one chunk reach each client in the order the child printed them", async () => {
+    const t = start(["--serverframe=json", "cat"]);
+    const a = await TestClient.open(t.url("r"));
+    const b = await TestClient.open(t.url("r"));
+    // One message of many lines: cat echoes it in one write, so the room routes it as one chunk of output.
+    const lines: string[] = [];
+    const want: Record<number, string[]> = { 1: [], 2: [] };
+    for (let i = 0; i < 300; i++) {
+      const to = i % 3 === 0 ? null : ((i % 3) as 1 | 2);
+      const line = to === null ? `{"n":${i}}` : `{"_to":${to},"n":${i}}`;
+      lines.push(line);
+      if (to === null || to === 1) want[1]?.push(line);
+      if (to === null || to === 2) want[2]?.push(line);
+    }
+    a.send(lines.join("\n"));
+    await a.waitFor(200);
+    await b.waitFor(200);
+    expect(a.received).toEqual(want[1] as string[]);
+    expect(b.received).toEqual(want[2] as string[]);
+  });
+
   test("_meta is stored as room metadata and not delivered", async () => {
     const t = start(["--frame=json", "cat"]);
     const a = await TestClient.open(t.url("r"));
