@@ -84,7 +84,7 @@ async function main(args: string[]): Promise<number> {
     ctx.results.markdown(),
     "### Targets",
     "",
-    targetsMarkdown(targets(ctx.results, primary.id, ctx.json.id, plan.fanoutClients)),
+    targetsMarkdown(targets(ctx.results, primary.id, ctx.json.id, plan)),
     "",
   ];
   if (!hasBinary) report.push(`The binary column is missing: ${BINARY} was not built.`, "");

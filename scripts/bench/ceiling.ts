@@ -3,8 +3,9 @@
  * The ceiling: the least a Bun.serve websocket server can do for each scenario, with no child process.
  * Echo: every message goes straight back to its sender. Fan-out: a start message makes the server itself
  * publish the numbered lines fanout.sh would print, 64 KiB (a pipe's worth) per event-loop turn, to the
- * room's topic (or `_to` each client in turn). Same delivery rules as scalesocket: a client more than 4 MiB
- * behind is closed with 1013 rather than silently dropped from (Bun's default for pub/sub).
+ * room's topic (or `_to` each client in turn, a client's lines of one turn corked into one write). Same delivery
+ * rules as scalesocket: a client more than 4 MiB behind is closed with 1013 rather than silently dropped from
+ * (Bun's default for pub/sub).
  *
  *   bun scripts/bench/ceiling.ts PORT
  */
@@ -33,12 +34,21 @@ function emit(room: string, count: number, json: boolean, routed: boolean): void
   const turn = () => {
     let pressure = false;
     const end = Math.min(count, i + LINES_PER_TURN);
-    for (; i < end; i++) {
-      if (routed) {
-        const ws = members[i % members.length] as Client;
-        if (ws.send(routedLine(i % members.length, Math.floor(i / members.length))) <= 0) pressure = true;
-      } else if (server.publish(room, numbered(i, json)) <= 0) pressure = true;
+    if (routed) {
+      // Each client's lines of this turn in one corked write, as scalesocket does (a send outside Bun's
+      // callbacks is otherwise a system call each).
+      const n = members.length;
+      for (let c = 0; c < n; c++) {
+        const ws = members[c] as Client;
+        const first = i + ((c - (i % n) + n) % n);
+        ws.cork(() => {
+          for (let k = first; k < end; k += n)
+            if (ws.send(routedLine(c, Math.floor(k / n))) <= 0) pressure = true;
+        });
+      }
+      i = end;
     }
+    for (; i < end; i++) if (server.publish(room, numbered(i, json)) <= 0) pressure = true;
     if (pressure) {
       for (const ws of rooms.get(room) ?? []) {
         if (ws.getBufferedAmount() > MAX_BUFFER) ws.close(1013, "client too slow");

@@ -60,7 +60,7 @@ export const QUICK: Plan = {
   fanoutDeliveries: 400_000,
   fanoutMaxLines: 20_000,
   routedClients: 100,
-  routedLinesPerClient: 200,
+  routedLinesPerClient: 1000,
   churnConns: [10],
   churnDurationMs: 500,
   memoryClients: 1000,

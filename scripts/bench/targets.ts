@@ -1,4 +1,5 @@
 /** The issue's targets, computed from the medians of one run. */
+import type { Plan } from "./plan.ts";
 import { M } from "./scenarios.ts";
 import type { Results } from "./table.ts";
 
@@ -11,7 +12,8 @@ export interface Target {
 const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : "—");
 
 /** `primary` is the scalesocket build the targets are about; `json` the same build with `--json`. */
-export function targets(r: Results, primary: string, json: string, fanoutClients: number[]): Target[] {
+export function targets(r: Results, primary: string, json: string, plan: Plan): Target[] {
+  const { fanoutClients } = plan;
   const out: Target[] = [];
   /** A ratio against the issue's bound: `at least` for rates, `at most` for costs. */
   const ratio = (what: string, a: number, b: number, bound: { min: number } | { max: number } | null) => {
@@ -46,6 +48,18 @@ export function targets(r: Results, primary: string, json: string, fanoutClients
   const mid = fanoutClients.includes(100) ? 100 : (fanoutClients[0] ?? 0);
   const fj = (sys: string) => r.get("Fan-out", `N=${mid}`, M.cpuPerDelivery.name, sys);
   ratio(`--json cost: fan-out N=${mid}, CPU/delivery --json vs plain`, fj(json), fj(primary), { max: 1.25 });
+  // A plain room cannot route; its counterpart is the ceiling sending the same lines to the same clients with
+  // no child and no JSON, so the ratio is what reading the routing keys and the child's output cost.
+  const routed = (sys: string) =>
+    r.get(
+      "JSON `_to` routing",
+      `N=${plan.routedClients}, ${plan.routedLinesPerClient} lines each`,
+      M.cpuPerDelivery.name,
+      sys,
+    );
+  ratio("--json cost: `_to` routing, CPU/delivery vs the ceiling routing", routed(json), routed("ceiling"), {
+    max: 1.25,
+  });
   const churn = (sys: string) => r.get("Churn", "C=10", M.conns.name, sys);
   ratio("churn C=10, connections/s vs websocketd", churn(primary), churn("websocketd"), { min: 1 });
 

@@ -67,7 +67,12 @@ export async function runFanout(cmd: FanoutCommand): Promise<FanoutResult> {
   const cpu0 = cpuSeconds(cmd.pid);
   const t0 = performance.now();
   sockets[0]?.send(startMessage(cmd.count, cmd.json, cmd.routed));
-  const finished = await Promise.race([done.then(() => true), Bun.sleep(cmd.timeoutMs).then(() => false)]);
+  let timer: Timer | undefined;
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), cmd.timeoutMs);
+  });
+  // The timer is cleared once the run is over: left running, it would keep the load generator alive for its 60 s.
+  const finished = await Promise.race([done.then(() => true), timedOut]).finally(() => clearTimeout(timer));
   const cpu1 = cpuSeconds(cmd.pid);
   if (!finished) {
     const missing = cmd.clients - complete - slow - lost;
