@@ -43,6 +43,16 @@ async function stalledClient(port: number, room: string): Promise<net.Socket> {
   return sock;
 }
 
+/** Lets a stalled client read again and returns everything it gets until the server closes it. */
+async function readToEnd(sock: net.Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  sock.on("data", (d: Buffer) => chunks.push(d));
+  const ended = new Promise((resolve) => sock.once("close", resolve));
+  sock.resume();
+  await within(ended, "the stalled socket to end", WAIT_MS * 2);
+  return Buffer.concat(chunks);
+}
+
 interface Frame {
   opcode: number;
   payload: Buffer;
@@ -93,12 +103,7 @@ describe("flow control", () => {
     expect(t.logs.join("")).toContain("closing client 3: more than 524288 bytes waiting to be sent");
 
     // Once it reads again, it finds an unbroken prefix of the stream and then the close frame with the reason.
-    const chunks: Buffer[] = [];
-    stalled.on("data", (d: Buffer) => chunks.push(d));
-    const ended = new Promise((resolve) => stalled.once("close", resolve));
-    stalled.resume();
-    await within(ended, "the stalled socket to end", WAIT_MS * 2);
-    const all = Buffer.concat(chunks);
+    const all = await readToEnd(stalled);
     // What reached it is its socket buffers plus at most the cap (4.7 MB seen here): far less than the 12 MB
     // the room saw, so the server stopped queueing for it.
     expect(all.length).toBeLessThan(8 * 1024 * 1024);
@@ -131,12 +136,7 @@ describe("flow control", () => {
     await until(() => t.server.counters.slowClientsClosed === 1, "the stalled client to be closed", 20_000);
     expect(t.logs.join("")).toContain("closing client 2: more than 524288 bytes waiting to be sent");
 
-    const chunks: Buffer[] = [];
-    stalled.on("data", (d: Buffer) => chunks.push(d));
-    const ended = new Promise((resolve) => stalled.once("close", resolve));
-    stalled.resume();
-    await within(ended, "the stalled socket to end", WAIT_MS * 2);
-    const frames = parseFrames(Buffer.concat(chunks));
+    const frames = parseFrames(await readToEnd(stalled));
     const close = frames.at(-1) as Frame;
     expect(close.opcode).toBe(8);
     expect(close.payload.readUInt16BE(0)).toBe(1013);
