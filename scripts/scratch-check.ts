@@ -144,7 +144,6 @@ async function runContained(rootfs: string, argv: string[], withProc: boolean) {
   return { code, stdout: out.text(), stderr: err.text() };
 }
 
-/** One websocket message through `cat` and back, from outside the container. */
 /** The children of each thread of `pid`, from the host's /proc: a child is listed under the thread that forked it. */
 async function childrenByThread(pid: number): Promise<{ tid: number; child: number }[]> {
   const found: { tid: number; child: number }[] = [];
@@ -155,7 +154,10 @@ async function childrenByThread(pid: number): Promise<{ tid: number; child: numb
   return found;
 }
 
-/** One message through the room's child; `whileOpen` runs after the reply, while the child still runs. */
+/**
+ * One websocket message through `cat` and back, from outside the container; `whileOpen` runs after the reply,
+ * while the child still runs.
+ */
 async function roundTrip(port: number, whileOpen: () => Promise<void> = async () => {}): Promise<string> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/scratch`);
   const sent = "hello from outside the chroot";
