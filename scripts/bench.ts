@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
 /**
- * Benchmarks scalesocket against websocketd and the raw Bun limit (a minimal Bun.serve server, the ceiling).
+ * Benchmarks scalesocket against websocketd and the raw Bun limit (a minimal Bun.serve server, the ceiling); churn
+ * also against the floor (bare.ts: scalesocket's way of starting a child with none of its features).
  *
  *   npm run bench            # the full plan, under 10 minutes
  *   npm run bench -- --quick # every target, fewer cases and shorter runs, under 2 minutes

@@ -24,6 +24,15 @@ export function cpuSeconds(pid: number): number {
   return f === null ? 0 : (Number(f[11]) + Number(f[12])) / CLK_TCK;
 }
 
+/**
+ * The CPU time of the process's children that it has reaped, user plus system, in seconds (cutime + cstime,
+ * fields 16 and 17). 0 when the process is gone.
+ */
+export function childCpuSeconds(pid: number): number {
+  const f = statFields(pid);
+  return f === null ? 0 : (Number(f[13]) + Number(f[14])) / CLK_TCK;
+}
+
 /** The parent pid and start time (to tell a reused pid apart) of a process, or null when it is gone. */
 export function identity(pid: number): { ppid: number; start: string } | null {
   const f = statFields(pid);

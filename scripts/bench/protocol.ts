@@ -88,6 +88,8 @@ export interface ChurnResult {
   cycles: number;
   seconds: number;
   cpuSeconds: number;
+  /** CPU of the children the server reaped meanwhile: each `cat`, the same work under every server. */
+  childCpuSeconds: number;
   errors: number;
   failures: Failure[];
 }

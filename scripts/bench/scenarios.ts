@@ -8,6 +8,7 @@ import type { Plan } from "./plan.ts";
 import type { ChurnResult, Command, EchoResult, FanoutResult, MemoryResult, Result } from "./protocol.ts";
 import {
   CEILING,
+  FLOOR,
   type RunningServer,
   type System,
   spawnTracked,
@@ -53,6 +54,8 @@ export const M = {
   cpuPerDelivery: { name: "server CPU µs/delivery", format: sig },
   conns: { name: "connections/s", format: sig },
   cpuPerConn: { name: "server CPU µs/connection", format: sig },
+  childCpuPerConn: { name: "children CPU µs/connection", format: sig },
+  serverPerChild: { name: "server CPU ÷ children CPU", format: (v: number) => v.toFixed(2) },
   rss: { name: "server RSS MiB", format: sig },
   perClient: { name: "server KiB per idle client", format: sig },
   children: { name: "children", format: (v: number) => v.toFixed(0) },
@@ -259,7 +262,7 @@ function routedGroup(ctx: Context): GroupSpec<number> {
 function churnGroup(ctx: Context): GroupSpec<number> {
   return {
     title: "Churn",
-    columns: [ctx.source, ctx.compiled, WEBSOCKETD, CEILING],
+    columns: [ctx.source, ctx.compiled, WEBSOCKETD, FLOOR, CEILING],
     workload: "echo",
     pinned: false,
     cases: ctx.plan.churnConns,
@@ -286,6 +289,11 @@ function churnGroup(ctx: Context): GroupSpec<number> {
       const r = result as ChurnResult;
       add(M.conns, r.cycles / r.seconds);
       add(M.cpuPerConn, (r.cpuSeconds / Math.max(1, r.cycles)) * 1e6);
+      // Every child is the same `cat` under every server, so this ratio cancels the machine's drift in speed.
+      if (r.childCpuSeconds > 0) {
+        add(M.childCpuPerConn, (r.childCpuSeconds / Math.max(1, r.cycles)) * 1e6);
+        add(M.serverPerChild, r.cpuSeconds / r.childCpuSeconds);
+      }
     },
   };
 }

@@ -73,6 +73,15 @@ export const CEILING: System = {
   argv: (port) => [BUN, join(BENCH_DIR, "ceiling.ts"), String(port)],
 };
 
+/** Churn's floor: scalesocket's own way of starting a child under the least server around it (bare.ts). */
+export const FLOOR: System = {
+  id: "floor",
+  label: "floor (bare.ts)",
+  json: false,
+  argv: (port, workload) =>
+    workload === "echo" ? [BUN, join(BENCH_DIR, "bare.ts"), String(port), "cat"] : null,
+};
+
 /** A port nobody listens on right now (the kernel's pick, released at once). */
 export function freePort(): number {
   const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });

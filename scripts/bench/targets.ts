@@ -62,6 +62,8 @@ export function targets(r: Results, primary: string, json: string, plan: Plan): 
   });
   const churn = (sys: string) => r.get("Churn", "C=10", M.conns.name, sys);
   ratio("churn C=10, connections/s vs websocketd", churn(primary), churn("websocketd"), { min: 1 });
+  // What the bound leaves for scalesocket's features: the same start path with none of them, against websocketd.
+  ratio("churn C=10, the floor (bare.ts) vs websocketd", churn("floor"), churn("websocketd"), null);
 
   const atMost = (what: string, v: number, limit: number, unit: string) =>
     out.push({

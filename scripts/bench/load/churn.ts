@@ -2,7 +2,7 @@
  * Churn: `conns` loops of connect to a new room (so a new child), one round trip, disconnect. Counts the
  * cycles completed in the measured time.
  */
-import { cpuSeconds } from "../proc.ts";
+import { childCpuSeconds, cpuSeconds } from "../proc.ts";
 import { type ChurnCommand, type ChurnResult, numbered, numberOf } from "../protocol.ts";
 
 /** How long one cycle may take before it counts as an error. */
@@ -37,6 +37,7 @@ export async function runChurn(cmd: ChurnCommand): Promise<ChurnResult> {
   let errors = 0;
   let next = 0;
   const cpu0 = cpuSeconds(cmd.pid);
+  const childCpu0 = childCpuSeconds(cmd.pid);
   const t0 = performance.now();
   const deadline = t0 + cmd.durationMs;
   const loop = async () => {
@@ -57,6 +58,7 @@ export async function runChurn(cmd: ChurnCommand): Promise<ChurnResult> {
     cycles,
     seconds: (t1 - t0) / 1000,
     cpuSeconds: cpuSeconds(cmd.pid) - cpu0,
+    childCpuSeconds: childCpuSeconds(cmd.pid) - childCpu0,
     errors,
     failures,
   };

@@ -1,0 +1,76 @@
+#!/usr/bin/env bun
+/**
+ * The floor of churn: scalesocket's own way of starting a child (src/child/start.ts: OS pipes, the spawner
+ * thread, stdout and stderr read through Bun's streams, stdin written on our non-blocking end) under the least
+ * server around it. One client per child: each message goes to the child's stdin as a line, each line the child
+ * prints comes back (output.ts cuts them), stderr is read and dropped. No rooms, CGI environment (PATH only),
+ * logging, metrics, JSON framing or input limits.
+ * What scalesocket pays per connection above this is its features; what this pays above the ceiling is Bun's.
+ *
+ *   bun scripts/bench/bare.ts PORT CMD [ARG...]
+ */
+import type { ServerWebSocket } from "bun";
+import { outputSplitter } from "../../src/child/output.ts";
+import type { OwnedFd } from "../../src/child/pipes.ts";
+import { Spawner } from "../../src/child/spawner.ts";
+import { startChild } from "../../src/child/start.ts";
+import { PipeWriter } from "../../src/child/stdin.ts";
+
+interface Data {
+  stdin: { writer: PipeWriter; fd: OwnedFd } | null;
+}
+
+const MAX_MESSAGE = 1024 * 1024;
+
+const [port = "0", cmd = "cat", ...args] = process.argv.slice(2);
+const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
+const spawner = new Spawner((err) => console.error(`bare: spawner thread failed: ${err.message}`));
+
+function open(ws: ServerWebSocket<Data>): void {
+  const child = startChild({ cmd, args, env, searchPath: env.PATH, tcp: false, osPipes: true, spawner });
+  const end = child.stdinEnd;
+  if (end === null || !("fd" in end)) throw new Error("bare: needs OS pipes (Linux, glibc or musl)");
+  ws.data.stdin = { writer: new PipeWriter(end.fd), fd: end.fd };
+  const lines = outputSplitter(
+    { binary: false, delimiters: null, maxMessage: MAX_MESSAGE },
+    (line) => ws.send(line),
+    () => {},
+  );
+  child.process.then(
+    (proc) => {
+      child.stdout.read((chunk) => lines.push(chunk)).then(() => lines.end());
+      child.stderr.read(() => {});
+      proc.exited.then(() => {
+        closeStdin(ws);
+        ws.close();
+      });
+    },
+    (err: Error) => ws.close(1011, err.message.slice(0, 100)),
+  );
+}
+
+/** EOF for the child: our end of its stdin closed (what the writer still holds goes with it). */
+function closeStdin(ws: ServerWebSocket<Data>): void {
+  const stdin = ws.data.stdin;
+  ws.data.stdin = null;
+  stdin?.writer.end();
+  stdin?.fd.close();
+}
+
+Bun.serve<Data>({
+  hostname: "127.0.0.1",
+  port: Number(port),
+  fetch(req, server) {
+    if (server.upgrade(req, { data: { stdin: null } })) return undefined;
+    return new Response("not found\n", { status: 404 });
+  },
+  websocket: {
+    open,
+    message(ws, message) {
+      ws.data.stdin?.writer.write(typeof message === "string" ? `${message}\n` : message);
+    },
+    close: closeStdin,
+  },
+});
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(0));
