@@ -38,9 +38,10 @@ function open(ws: ServerWebSocket<Data>): void {
   );
   child.process.then(
     (proc) => {
-      child.stdout.read((chunk) => lines.push(chunk)).then(() => lines.end());
+      const output = child.stdout.read((chunk) => lines.push(chunk)).then(() => lines.end());
       child.stderr.read(() => {});
-      proc.exited.then(() => {
+      // The client is closed once the child is gone and everything it printed was sent.
+      Promise.all([proc.exited, output]).then(() => {
         closeStdin(ws);
         ws.close();
       });
