@@ -15,22 +15,23 @@ function statFields(pid: number): string[] | null {
 }
 
 /**
- * The CPU time the process itself used, user plus system, in seconds (utime + stime, fields 14 and 15 of
- * /proc/<pid>/stat; children are not included). 0 when the process is gone.
+ * CPU time in seconds, user plus system, from one read of /proc/<pid>/stat: `own` is the process's (utime +
+ * stime, fields 14 and 15), `children` that of the children it has reaped (cutime + cstime, fields 16 and 17).
+ * Both 0 when the process is gone.
  */
-export function cpuSeconds(pid: number): number {
+export function cpuTimes(pid: number): { own: number; children: number } {
   const f = statFields(pid);
+  if (f === null) return { own: 0, children: 0 };
   // Field 3 (state) is f[0], so field n is f[n - 3].
-  return f === null ? 0 : (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  return {
+    own: (Number(f[11]) + Number(f[12])) / CLK_TCK,
+    children: (Number(f[13]) + Number(f[14])) / CLK_TCK,
+  };
 }
 
-/**
- * The CPU time of the process's children that it has reaped, user plus system, in seconds (cutime + cstime,
- * fields 16 and 17). 0 when the process is gone.
- */
-export function childCpuSeconds(pid: number): number {
-  const f = statFields(pid);
-  return f === null ? 0 : (Number(f[13]) + Number(f[14])) / CLK_TCK;
+/** The CPU time the process itself used, in seconds (its children not included); see {@link cpuTimes}. */
+export function cpuSeconds(pid: number): number {
+  return cpuTimes(pid).own;
 }
 
 /** The parent pid and start time (to tell a reused pid apart) of a process, or null when it is gone. */

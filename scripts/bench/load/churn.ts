@@ -2,7 +2,7 @@
  * Churn: `conns` loops of connect to a new room (so a new child), one round trip, disconnect. Counts the
  * cycles completed in the measured time.
  */
-import { childCpuSeconds, cpuSeconds } from "../proc.ts";
+import { cpuTimes } from "../proc.ts";
 import { type ChurnCommand, type ChurnResult, numbered, numberOf } from "../protocol.ts";
 
 /** How long one cycle may take before it counts as an error. */
@@ -36,8 +36,7 @@ export async function runChurn(cmd: ChurnCommand): Promise<ChurnResult> {
   let cycles = 0;
   let errors = 0;
   let next = 0;
-  const cpu0 = cpuSeconds(cmd.pid);
-  const childCpu0 = childCpuSeconds(cmd.pid);
+  const cpu0 = cpuTimes(cmd.pid);
   const t0 = performance.now();
   const deadline = t0 + cmd.durationMs;
   const loop = async () => {
@@ -53,12 +52,13 @@ export async function runChurn(cmd: ChurnCommand): Promise<ChurnResult> {
   };
   await Promise.all(Array.from({ length: cmd.conns }, loop));
   const t1 = performance.now();
+  const cpu1 = cpuTimes(cmd.pid);
   return {
     kind: "churn",
     cycles,
     seconds: (t1 - t0) / 1000,
-    cpuSeconds: cpuSeconds(cmd.pid) - cpu0,
-    childCpuSeconds: childCpuSeconds(cmd.pid) - childCpu0,
+    cpuSeconds: cpu1.own - cpu0.own,
+    childCpuSeconds: cpu1.children - cpu0.children,
     errors,
     failures,
   };
