@@ -173,6 +173,18 @@ describe("childEnv", () => {
     });
   });
 
+  test("header names are mapped the same however many distinct ones clients send", () => {
+    // More names than the mapping remembers (256): the ones past it are mapped each time, just as well.
+    const names = Array.from({ length: 300 }, (_, i) => `X-Custom-${i}`);
+    const headers = new Headers(names.map((n, i): [string, string] => [n, String(i)]));
+    for (let round = 0; round < 2; round++) {
+      const env = childEnv(passedEnv(passEnvFilter([]), {}), conn({ headers }), SERVER);
+      expect(env.HTTP_X_CUSTOM_0).toBe("0");
+      expect(env.HTTP_X_CUSTOM_299).toBe("299");
+      expect(Object.keys(env).filter((k) => k.startsWith("HTTP_X_CUSTOM_"))).toHaveLength(300);
+    }
+  });
+
   test("a Proxy header does not become HTTP_PROXY (httpoxy)", () => {
     const headers = new Headers({ Proxy: "http://evil.example:3128", Host: "x" });
     const env = childEnv(passedEnv(passEnvFilter([]), source), conn({ headers }), SERVER);
