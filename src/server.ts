@@ -151,7 +151,7 @@ export function serve(config: Config, log: Logger): RunningServer {
       open(ws) {
         const { conn } = ws.data;
         counters.connections++;
-        log.info(`client ${conn.id} joined room ${conn.room} from ${remoteAddr(conn)}`);
+        log.infoLine(`client ${conn.id} joined room ${conn.room} from ${remoteAddr(conn)}`);
         const room = rooms.get(conn.room) ?? openRoom(conn);
         if (!(room instanceof Room)) {
           ws.close(room.code, closeReason(room.reason));

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LogObject } from "consola/core";
 import type { LogFormat } from "../src/config.ts";
-import { boundedLineWriter, createLogger, formatLine } from "../src/log.ts";
+import { boundedLineWriter, createLogger, formatLine, tagged } from "../src/log.ts";
 import { until } from "./helpers.ts";
 
 const DATE = new Date("2024-05-06T07:08:09.010Z");
@@ -134,6 +134,47 @@ describe("createLogger", () => {
     const room = log.withTag("r");
     room.debug("hidden");
     room.info("shown");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain("shown");
+  });
+
+  test("infoLine and a tagged logger's info write what consola's info writes, in both formats", () => {
+    for (const format of ["text", "json"] as const) {
+      const { log, lines } = collect(format, 0);
+      log.info({ message: "started cat (pid 12)", tag: "lobby" });
+      log.infoLine("started cat (pid 12)", "lobby");
+      tagged(log, "lobby").info("started cat (pid 12)");
+      log.info("client 1 joined");
+      log.infoLine("client 1 joined");
+      // Alike but for the time (the first 24 characters of a text line, a field of a JSON one).
+      const strip = (line: string) => (format === "text" ? line.slice(24) : JSON.parse(line));
+      expect(lines.map(strip)).toEqual([
+        strip(lines[0] as string),
+        strip(lines[0] as string),
+        strip(lines[0] as string),
+        strip(lines[3] as string),
+        strip(lines[3] as string),
+      ]);
+      expect(strip(lines[0] as string)).toEqual(
+        format === "text"
+          ? " INFO  [lobby] started cat (pid 12)\n"
+          : { level: "info", msg: "started cat (pid 12)", tag: "lobby", time: expect.any(String) },
+      );
+      expect(strip(lines[3] as string)).toEqual(
+        format === "text"
+          ? " INFO  client 1 joined\n"
+          : { level: "info", msg: "client 1 joined", time: expect.any(String) },
+      );
+    }
+  });
+
+  test("infoLine follows the level consola is at", () => {
+    const { log, lines } = collect("text", 0);
+    log.level = 2;
+    log.infoLine("hidden");
+    tagged(log, "r").info("hidden too");
+    log.level = 3;
+    log.infoLine("shown");
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain("shown");
   });
