@@ -1,4 +1,5 @@
 import type { ByteSplitter } from "./bytesplit.ts";
+import { killGroup } from "./libc.ts";
 import type { OwnedFd } from "./pipes.ts";
 import type { StartedProcess } from "./spawner.ts";
 import { LineSplitter } from "./split.ts";
@@ -370,13 +371,7 @@ export class Child {
 
   /** Sends `signal` to the child's process group; false when the group no longer exists. */
   private signalGroup(signal: NodeJS.Signals | 0): boolean {
-    if (this.pid === null) return false;
-    try {
-      process.kill(-this.pid, signal);
-      return true;
-    } catch {
-      return false;
-    }
+    return this.pid !== null && killGroup(this.pid, signal);
   }
 
   private async readOutput(source: Source): Promise<void> {

@@ -1,4 +1,5 @@
 import { closeSync } from "node:fs";
+import { type Libc, libc } from "./libc.ts";
 
 /**
  * Plain OS pipes for a child's stdio, made with `pipe2(2)` through bun:ffi.
@@ -40,72 +41,23 @@ export class OwnedFd {
   }
 }
 
-interface Libc {
-  pipe2(fds: Int32Array): number;
-  /** Makes `fd` non-blocking; false when it could not. */
-  nonBlocking(fd: number): boolean;
-}
-
-/** libc names bun:ffi can open, most likely first: glibc, musl (x64, arm64). */
-const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"];
-const O_CLOEXEC = 0o2000000;
-const F_GETFL = 3;
-const F_SETFL = 4;
-const O_NONBLOCK = 0o4000;
-
-let libc: Libc | null | undefined;
-
-/** Linux only: macOS has no pipe2. */
-function loadLibc(): Libc | null {
-  if (process.platform !== "linux") return null;
-  let ffi: typeof import("bun:ffi");
-  try {
-    ffi = require("bun:ffi");
-  } catch {
-    return null;
-  }
-  const { i32, ptr: pointer } = ffi.FFIType;
-  for (const name of LIBC_NAMES) {
-    try {
-      const { symbols } = ffi.dlopen(name, {
-        pipe2: { args: [pointer, i32], returns: i32 },
-        // Variadic in C; called with one int argument, as the Linux ABIs allow.
-        fcntl: { args: [i32, i32, i32], returns: i32 },
-      });
-      const { ptr } = ffi;
-      // Close-on-exec: no other child inherits these; Bun.spawn dup2s the child's ends onto its stdio.
-      return {
-        pipe2: (fds) => symbols.pipe2(ptr(fds), O_CLOEXEC),
-        nonBlocking: (fd) => {
-          const flags = symbols.fcntl(fd, F_GETFL, 0);
-          return flags !== -1 && symbols.fcntl(fd, F_SETFL, flags | O_NONBLOCK) !== -1;
-        },
-      };
-    } catch {
-      // not this libc; try the next name
-    }
-  }
-  return null;
-}
-
 const fds = new Int32Array(2);
 
 /** Whether OS pipes can be made here (loads libc on the first call). */
 export function pipesAvailable(): boolean {
-  if (libc === undefined) libc = loadLibc();
-  return libc !== null;
+  return libc() !== null;
 }
 
 /** A new pipe; only once {@link pipesAvailable} said yes. Throws when the system refuses one. */
 function makePipe(): Pipe {
-  if ((libc as Libc).pipe2(fds) !== 0) throw new Error("cannot create a pipe (out of file descriptors?)");
+  if ((libc() as Libc).pipe2(fds) !== 0) throw new Error("cannot create a pipe (out of file descriptors?)");
   return { read: new OwnedFd(fds[0] as number), write: new OwnedFd(fds[1] as number) };
 }
 
 /** A pipe for the child's stdin: its end blocks as any stdin does, ours does not (stdin.ts writes it directly). */
 function makeStdinPipe(): Pipe {
   const pipe = makePipe();
-  if (!(libc as Libc).nonBlocking(pipe.write.fd)) {
+  if (!(libc() as Libc).nonBlocking(pipe.write.fd)) {
     closePipes(pipe);
     throw new Error("cannot make the stdin pipe non-blocking");
   }

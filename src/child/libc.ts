@@ -1,0 +1,81 @@
+import { constants } from "node:os";
+
+/**
+ * The few libc calls Bun has no cheap way to make, through bun:ffi: `pipe2` and `fcntl` for the children's stdio
+ * (pipes.ts), `kill` for their process groups. Linux only (glibc or musl); elsewhere {@link libc} is null and
+ * callers fall back to Bun's own ways.
+ */
+export interface Libc {
+  pipe2(fds: Int32Array): number;
+  /** Makes `fd` non-blocking; false when it could not. */
+  nonBlocking(fd: number): boolean;
+  /** kill(2): true when the signal was sent. */
+  kill(pid: number, signal: number): boolean;
+}
+
+/** libc names bun:ffi can open, most likely first: glibc, musl (x64, arm64). */
+const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"];
+const O_CLOEXEC = 0o2000000;
+const F_GETFL = 3;
+const F_SETFL = 4;
+const O_NONBLOCK = 0o4000;
+
+let loaded: Libc | null | undefined;
+
+/** libc, loaded on the first call; null where it cannot be (not Linux, an unknown libc). */
+export function libc(): Libc | null {
+  if (loaded === undefined) loaded = load();
+  return loaded;
+}
+
+/** Linux only: macOS has no pipe2. */
+function load(): Libc | null {
+  if (process.platform !== "linux") return null;
+  let ffi: typeof import("bun:ffi");
+  try {
+    ffi = require("bun:ffi");
+  } catch {
+    return null;
+  }
+  const { i32, ptr: pointer } = ffi.FFIType;
+  for (const name of LIBC_NAMES) {
+    try {
+      const { symbols } = ffi.dlopen(name, {
+        pipe2: { args: [pointer, i32], returns: i32 },
+        // Variadic in C; called with one int argument, as the Linux ABIs allow.
+        fcntl: { args: [i32, i32, i32], returns: i32 },
+        kill: { args: [i32, i32], returns: i32 },
+      });
+      const { ptr } = ffi;
+      return {
+        // Close-on-exec: no other child inherits these; Bun.spawn dup2s the child's ends onto its stdio.
+        pipe2: (fds) => symbols.pipe2(ptr(fds), O_CLOEXEC),
+        nonBlocking: (fd) => {
+          const flags = symbols.fcntl(fd, F_GETFL, 0);
+          return flags !== -1 && symbols.fcntl(fd, F_SETFL, flags | O_NONBLOCK) !== -1;
+        },
+        kill: (pid, signal) => symbols.kill(pid, signal) === 0,
+      };
+    } catch {
+      // not this libc; try the next name
+    }
+  }
+  return null;
+}
+
+/**
+ * Sends `signal` to the process group `pgid`; false when the group is gone (or may not be signalled). Through
+ * libc where it is loaded: `process.kill` says a group is gone by throwing, and a room that closes asks once its
+ * child is usually gone already. Timed in the server under churn (alternate rooms of one run): 10.5-10.9 us per
+ * room with process.kill and its error, 1.2-2.2 us through libc.
+ */
+export function killGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  const sys = libc();
+  if (sys !== null) return sys.kill(-pgid, signal === 0 ? 0 : constants.signals[signal]);
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
