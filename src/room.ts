@@ -36,6 +36,10 @@ export interface RoomContext {
   spawner: Spawner | null;
 }
 
+/** Topics: a room's, and a client's own. Prefixed, so that no room name can be a client's topic. */
+const roomTopic = (name: string): string => `room:${name}`;
+const clientTopic = (id: number): string => `client:${id}`;
+
 /** Close reasons are limited to 123 bytes by RFC 6455. */
 export function closeReason(text: string): string {
   const bytes = new TextEncoder().encode(text);
@@ -60,12 +64,15 @@ export class Room {
   private closed = false;
   /** Some client reported backpressure since the last sweep. */
   private pressure = false;
+  /** The room's topic: every member subscribes to it, and what the child broadcasts is published on it. */
+  private readonly topic: string;
   /**
-   * Routed messages (`_to`, gwsocket IDs) of the chunk of child output being delivered, per client. Sent at the
-   * end of the chunk, or before the next broadcast, one corked write per client: a `send` outside Bun's own
-   * callbacks is a system call each, where `publish` is buffered. Each client still gets its messages in order.
+   * Whether the child addresses clients by ID (`_to` under JSON framing, gwsocket headers): each member then also
+   * subscribes to a topic of its own, so a message for one client is published too. Bun buffers what is
+   * published and writes each client's share once per event-loop turn, where a `send` outside its own callbacks
+   * is a system call each; and a client gets what was published to either of its topics in the order published.
    */
-  private readonly unsent = new Map<Client, (string | Uint8Array)[]>();
+  private readonly addressed: boolean;
   /** Under JSON server framing, child lines are routed (`_to`, `_meta`); otherwise only read for `_cache`. */
   private readonly routing: boolean;
   private readonly cacheAll: boolean;
@@ -86,6 +93,8 @@ export class Room {
   ) {
     const { config, counters } = ctx;
     this.routing = config.serverFrame === "json";
+    this.topic = roomTopic(name);
+    this.addressed = this.routing || config.serverFrame === "gwsocket";
     this.cacheAll = config.cache?.type === "all";
     this.newline = !config.binary && config.clientFrame !== "gwsocket";
     this.log = tagged(ctx.log, name);
@@ -138,7 +147,8 @@ export class Room {
     // Replay and subscribe in one synchronous step: no child output can land between them, so the client sees
     // the cache and then live traffic with nothing lost or repeated at the seam.
     if (this.cache !== null) for (const message of this.cache.entries()) ws.send(message);
-    ws.subscribe(this.name);
+    ws.subscribe(this.topic);
+    if (this.addressed) ws.subscribe(clientTopic(ws.data.conn.id));
     const { conn } = ws.data;
     if (this.ctx.config.clientFrame === "gwsocket") this.toChild(encodeOpen(conn.id, remoteAddr(conn)));
     else if (this.ctx.config.joinMsg !== null) this.toChild(expandTemplate(this.ctx.config.joinMsg, conn));
@@ -240,38 +250,19 @@ export class Room {
 
   private readonly broadcast = (message: string | Uint8Array): void => {
     this.ctx.counters.messagesFromChild++;
-    // What was routed before this line goes first, so every client sees the child's order.
-    if (this.unsent.size > 0) this.sendUnsent();
-    if (this.ctx.server.publish(this.name, message) <= 0) this.pressure = true;
+    if (this.ctx.server.publish(this.topic, message) <= 0) this.pressure = true;
     if (this.cacheAll) this.cache?.push(message);
   };
 
-  /** Queues a message for one client until the end of the chunk ({@link unsent}); unknown IDs are dropped. */
+  /** A message for one client (its own topic); unknown IDs are dropped. */
   private sendTo(id: number, message: string | Uint8Array): void {
     this.ctx.counters.messagesFromChild++;
-    const ws = this.members.get(id);
-    if (ws === undefined) return;
-    const queued = this.unsent.get(ws);
-    if (queued === undefined) this.unsent.set(ws, [message]);
-    else queued.push(message);
+    if (!this.members.has(id)) return;
+    if (this.ctx.server.publish(clientTopic(id), message) <= 0) this.pressure = true;
   }
 
-  private sendUnsent(): void {
-    for (const [ws, messages] of this.unsent) {
-      if (messages.length === 1) {
-        if (ws.send(messages[0] as string | Uint8Array) <= 0) this.pressure = true;
-        continue;
-      }
-      ws.cork(() => {
-        for (const message of messages) if (ws.send(message) <= 0) this.pressure = true;
-      });
-    }
-    this.unsent.clear();
-  }
-
-  /** One chunk of child output was delivered: its routed messages go out, then slow clients are looked for. */
+  /** One chunk of child output was delivered: slow clients are looked for. */
   private readonly endChunk = (): void => {
-    if (this.unsent.size > 0) this.sendUnsent();
     this.sweepSlowClients();
   };
 

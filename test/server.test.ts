@@ -259,6 +259,19 @@ describe("JSON framing", () => {
     expect(await c.next()).toBe('{"_from":1,"public":1}');
   });
 
+  test("a room named like a client's own topic shares nothing with that client", async () => {
+    // Each client of a routing room has a topic of its own (client:<ID>); rooms' topics are prefixed apart.
+    const t = start(["--frame=json", "cat"]);
+    const a = await TestClient.open(t.url("r"));
+    const b = await TestClient.open(t.url("client:1"));
+    a.send('{"_to":1,"secret":1}');
+    expect(await a.next()).toBe('{"_from":1,"_to":1,"secret":1}');
+    b.send('{"n":1}');
+    expect(await b.next()).toBe('{"_from":2,"n":1}');
+    a.send('{"after":1}');
+    expect(await a.next()).toBe('{"_from":1,"after":1}');
+  });
+
   test("broadcast and routed lines of one chunk reach each client in the order the child printed them", async () => {
     const t = start(["--serverframe=json", "cat"]);
     const a = await TestClient.open(t.url("r"));
