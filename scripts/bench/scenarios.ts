@@ -280,9 +280,9 @@ function churnGroup(ctx: Context): GroupSpec<number> {
       kind: "churn",
       base: server.base,
       prefix: fresh("w"),
-      conns: 2,
+      conns: 10,
       json: server.system.json,
-      durationMs: 200,
+      durationMs: ctx.plan.churnWarmupMs,
       pid: server.pid,
     }),
     record: (_c, _s, result, add) => {
