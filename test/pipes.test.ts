@@ -177,7 +177,14 @@ describe.each([
     await round(); // Bun opens some descriptors of its own on first use
     const before = openFds();
     await round();
-    // Three pipes per room, ten rooms of each kind: a leak shows as 10 or more; measured here it is 0.
+    // Three pipes per room, ten rooms of each kind: a leak shows as 10 or more; measured here it is 0. Under load
+    // some can still be closing when the servers have stopped (6 were seen once in CI; Bun closes its own dup of
+    // a pipe's descriptor, from Bun.file(fd), on its own schedule): the count gets a few seconds, with GC, to
+    // come down, and a leak still fails.
+    await until(() => {
+      Bun.gc(true);
+      return openFds() - before < 5;
+    }, "the descriptors of ended rooms to be closed");
     expect(openFds() - before).toBeLessThan(5);
   }, 30_000);
 });
