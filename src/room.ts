@@ -110,7 +110,7 @@ export class Room {
       connectTimeoutMs: config.tcpTimeoutMs,
       osPipes: config.osPipes,
       output: this.outputFor(config),
-      onChunkEnd: this.endChunk,
+      onChunkEnd: this.sweepSlowClients,
       onLog: (line) => this.log.log(line),
       onOversizeLog: (chars) => this.log.warn(`dropped a log line of ${chars} characters`),
       onRead: (bytes) => {
@@ -261,11 +261,6 @@ export class Room {
     if (this.ctx.server.publish(clientTopic(id), message) <= 0) this.pressure = true;
   }
 
-  /** One chunk of child output was delivered: slow clients are looked for. */
-  private readonly endChunk = (): void => {
-    this.sweepSlowClients();
-  };
-
   private readonly routeMessage = (message: string | Uint8Array): void => {
     const routing = typeof message === "string" ? routeLine(message) : null;
     if (routing === null) {
@@ -290,11 +285,12 @@ export class Room {
   };
 
   /**
-   * Closes the clients whose outgoing buffer passed `--maxbuffer`. Runs only after a send reported
-   * backpressure, once per chunk of child output, so a room that keeps up pays nothing for it. Bun's own
-   * `backpressureLimit` (twice the cap, set by the server) stays as a hard backstop that closes without a reason.
+   * Closes the clients whose outgoing buffer passed `--maxbuffer`; called after each chunk of child output was
+   * delivered. Does anything only after a send reported backpressure, so a room that keeps up pays nothing for
+   * it. Bun's own `backpressureLimit` (twice the cap, set by the server) stays as a hard backstop that closes
+   * without a reason.
    */
-  private sweepSlowClients(): void {
+  private readonly sweepSlowClients = (): void => {
     if (!this.pressure) return;
     this.pressure = false;
     const cap = this.ctx.config.maxBuffer;
@@ -305,7 +301,7 @@ export class Room {
       this.log.warn(`closing client ${ws.data.conn.id}: more than ${cap} bytes waiting to be sent`);
       ws.close(1013, closeReason(`client too slow: more than ${cap} bytes queued`));
     }
-  }
+  };
 
   /** The child cannot serve the room (a TCP child that never listened): close everyone with the reason. */
   private fail(reason: string): void {
