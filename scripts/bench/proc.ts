@@ -61,3 +61,30 @@ export function childrenOf(pid: number): number[] {
   }
   return out;
 }
+
+/**
+ * CPU seconds (utime + stime) of each thread of a process, summed by thread name (from `/proc/<pid>/task/<tid>/stat`):
+ * the event loop carries the program's name, Bun's and JavaScriptCore's helpers their own. Threads that ended
+ * meanwhile are not counted; empty when the process is gone.
+ */
+export function threadTimes(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tasks) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    } catch {
+      continue; // ended meanwhile
+    }
+    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / CLK_TCK);
+  }
+  return out;
+}
