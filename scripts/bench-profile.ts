@@ -109,8 +109,18 @@ async function main(args: string[]): Promise<number> {
   const top = topArg === undefined ? 15 : Number(topArg.slice("--top=".length));
   const unknown = args.find((a) => a !== name && a !== topArg);
   const scenario = name === undefined ? undefined : SCENARIOS[name];
-  if (scenario === undefined || unknown !== undefined || !Number.isInteger(top) || top < 1) {
-    process.stderr.write(`bench-profile: ${unknown ?? name ?? "no scenario given"}?\n${USAGE}\n`);
+  const problem =
+    unknown !== undefined
+      ? `unknown argument ${unknown}`
+      : name === undefined
+        ? "no scenario given"
+        : scenario === undefined
+          ? `unknown scenario ${name}`
+          : !Number.isInteger(top) || top < 1
+            ? "--top takes a whole number of at least 1"
+            : null;
+  if (problem !== null || scenario === undefined) {
+    process.stderr.write(`bench-profile: ${problem}\n${USAGE}\n`);
     return 2;
   }
   if (process.platform !== "linux" || (scenario.pinned && !Bun.which("taskset"))) {
