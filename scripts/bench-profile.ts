@@ -3,7 +3,9 @@
  * Profiles scalesocket, from source, in one of the scenarios whose target `npm run bench` misses, and prints where
  * the server's time goes per unit of work: its CPU by thread (`/proc/<pid>/task/*`) and the JavaScript thread's
  * self time by function (`bun --cpu-prof`). The profiler slows the server down; the split, not the total, is
- * what this shows (the totals are `npm run bench`'s).
+ * what this shows (the totals are `npm run bench`'s). Calls that wake another thread or process (a write to the
+ * child's stdin, the message to the spawner thread) collect more samples than the time they take: timed in the
+ * server, a write to `cat` took 5-6 µs where the latency profile gives it 49 µs per round trip.
  *
  *   npm run bench:profile -- routing|churn|latency [--top=N]
  *
