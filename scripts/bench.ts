@@ -9,15 +9,45 @@
  * Everything listens on 127.0.0.1; every process started is killed at the end. Lost or reordered messages
  * fail the run (exit code 1). See README, "Performance", for what each number means.
  */
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { FULL, type Plan, QUICK } from "./bench/plan.ts";
 import { type Context, runAll, STEP_IDS } from "./bench/scenarios.ts";
-import { BINARY, COMPILED, jsonOf, SOURCE, stopAll } from "./bench/servers.ts";
+import { compiled, jsonOf, type ScalesocketSystem, SOURCE, stopAll } from "./bench/servers.ts";
 import { describeMachine, ensureWebsocketd, websocketdVersion } from "./bench/setup.ts";
 import { Results } from "./bench/table.ts";
 import { targets, targetsMarkdown } from "./bench/targets.ts";
+import { compileBinary } from "./ship/compile.ts";
+import { hostTarget } from "./ship/targets.ts";
 
-const USAGE = `usage: bun scripts/bench.ts [--quick] [--only=STEP,...]  (steps: ${STEP_IDS.join(", ")})`;
+const USAGE =
+  `usage: bun scripts/bench.ts [--quick] [--only=STEP,...] [--binary=PATH]  (steps: ${STEP_IDS.join(", ")})\n` +
+  "The binary column is a standalone binary compiled from this checkout first, or the one --binary names.";
+
+/** Where the binary compiled for this run goes; removed at the end. */
+let buildDir: string | null = null;
+
+/**
+ * The binary to benchmark: `--binary=PATH` as given, or one compiled from this checkout's src/ the way releases
+ * are (so the column never measures a stale dist/ build). Null, with a note, when it cannot be compiled here.
+ */
+async function binaryFor(given: string | undefined): Promise<string | null> {
+  if (given !== undefined) return given;
+  buildDir = mkdtempSync(join(tmpdir(), "scalesocket-bench-bin-"));
+  const path = join(buildDir, "scalesocket");
+  const started = performance.now();
+  try {
+    await compileBinary(hostTarget().bun, path);
+  } catch (err) {
+    progress(`could not compile the binary (${(err as Error).message}): its column is skipped.`);
+    return null;
+  }
+  progress(
+    `compiled the binary from this checkout in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
+  return path;
+}
 
 function progress(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -28,7 +58,9 @@ async function main(args: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const unknown = args.filter((a) => a !== "--quick" && !a.startsWith("--only="));
+  const unknown = args.filter(
+    (a) => a !== "--quick" && !a.startsWith("--only=") && !a.startsWith("--binary="),
+  );
   if (unknown.length > 0) {
     process.stderr.write(`bench: unknown argument ${unknown[0]}\n${USAGE}\n`);
     return 2;
@@ -38,6 +70,12 @@ async function main(args: string[]): Promise<number> {
   const badStep = [...(only ?? [])].find((id) => !(STEP_IDS as readonly string[]).includes(id));
   if (badStep !== undefined) {
     process.stderr.write(`bench: unknown step ${badStep}\n${USAGE}\n`);
+    return 2;
+  }
+  const binaryArg = args.find((a) => a.startsWith("--binary="))?.slice("--binary=".length);
+  const given = binaryArg === undefined ? undefined : resolve(binaryArg);
+  if (given !== undefined && !existsSync(given)) {
+    process.stderr.write(`bench: --binary: no file at ${given}\n${USAGE}\n`);
     return 2;
   }
   if (process.platform !== "linux") {
@@ -53,12 +91,10 @@ async function main(args: string[]): Promise<number> {
   const unavailable = new Map<string, string>();
   const wsd = await ensureWebsocketd(progress);
   if (wsd !== null) unavailable.set("websocketd", wsd);
-  const hasBinary = existsSync(BINARY);
-  if (!hasBinary) {
-    unavailable.set(COMPILED.id, "no binary");
-    progress(`${BINARY} not found (npm run build): the binary column is skipped.`);
-  }
-  const primary = hasBinary ? COMPILED : SOURCE;
+  const binary = await binaryFor(given);
+  const compiledSystem: ScalesocketSystem = compiled(binary ?? "scalesocket");
+  if (binary === null) unavailable.set(compiledSystem.id, "not compiled");
+  const primary = binary === null ? SOURCE : compiledSystem;
   const ctx: Context = {
     plan,
     results: new Results(),
@@ -66,7 +102,7 @@ async function main(args: string[]): Promise<number> {
     unavailable,
     primary,
     source: SOURCE,
-    compiled: COMPILED,
+    compiled: compiledSystem,
     json: jsonOf(primary),
     progress,
     only,
@@ -85,10 +121,12 @@ async function main(args: string[]): Promise<number> {
     ctx.results.markdown(),
     "### Targets",
     "",
-    targetsMarkdown(targets(ctx.results, primary.id, ctx.json.id, plan)),
+    targetsMarkdown(targets(ctx.results, primary.id, ctx.json.id, compiledSystem.id, plan)),
     "",
   ];
-  if (!hasBinary) report.push(`The binary column is missing: ${BINARY} was not built.`, "");
+  if (binary === null)
+    report.push("The binary column is missing: the binary could not be compiled here.", "");
+  else report.push(`The binary: ${given ?? "compiled from this checkout's src/ for this run"}.`, "");
   process.stdout.write(report.join("\n"));
   if (ctx.failures.length > 0) {
     process.stderr.write(`\nFAILED: ${ctx.failures.length} loss/order check(s) failed:\n`);
@@ -110,5 +148,6 @@ try {
   code = await main(process.argv.slice(2));
 } finally {
   await stopAll();
+  if (buildDir !== null) rmSync(buildDir, { recursive: true, force: true });
 }
 process.exit(code);

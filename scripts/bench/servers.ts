@@ -10,7 +10,6 @@ import { childrenOf, identity } from "./proc.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 export const BENCH_DIR = new URL("./", import.meta.url).pathname;
-export const BINARY = join(ROOT, "dist/scalesocket-linux-x64");
 /** Bun itself: the same binary that runs this script (node_modules/.bin/bun under `npm run bench`). */
 export const BUN = process.execPath;
 
@@ -30,11 +29,17 @@ export interface System {
 /** Server logs of this run (failures quote their tail); made on first use, removed by {@link stopAll}. */
 let logDir: string | null = null;
 
-function scalesocket(id: string, label: string, exe: string[], json: boolean): System {
+/** A scalesocket column: the program it runs (`exe`), so its `--json` twin runs the same one. */
+export interface ScalesocketSystem extends System {
+  exe: readonly string[];
+}
+
+function scalesocket(id: string, label: string, exe: readonly string[], json: boolean): ScalesocketSystem {
   return {
     id,
     label,
     json,
+    exe,
     argv: (port, workload) => [
       ...exe,
       "--addr",
@@ -46,14 +51,11 @@ function scalesocket(id: string, label: string, exe: string[], json: boolean): S
 }
 
 export const SOURCE = scalesocket("src", "scalesocket (source)", [BUN, join(ROOT, "src/main.ts")], false);
-export const COMPILED = scalesocket("bin", "scalesocket (binary)", [BINARY], false);
-export const jsonOf = (s: System): System =>
-  scalesocket(
-    `${s.id}-json`,
-    `${s.label} --json`,
-    s === COMPILED ? [BINARY] : [BUN, join(ROOT, "src/main.ts")],
-    true,
-  );
+/** The standalone binary at `path` (bench.ts compiles one from this checkout unless given one). */
+export const compiled = (path: string): ScalesocketSystem =>
+  scalesocket("bin", "scalesocket (binary)", [path], false);
+export const jsonOf = (s: ScalesocketSystem): ScalesocketSystem =>
+  scalesocket(`${s.id}-json`, `${s.label} --json`, s.exe, true);
 
 export const WEBSOCKETD: System = {
   id: "websocketd",
