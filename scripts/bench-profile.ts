@@ -20,7 +20,7 @@ import { type CpuProfile, summarize } from "./bench/cpuprofile.ts";
 import { startLoadGenerator } from "./bench/driver.ts";
 import { threadTimes } from "./bench/proc.ts";
 import type { Command, Result } from "./bench/protocol.ts";
-import { BUN, ROOT, startServer, stopAll, type Workload } from "./bench/servers.ts";
+import { BUN, ROOT, runScript, startServer, type Workload } from "./bench/servers.ts";
 
 interface Scenario {
   title: string;
@@ -100,6 +100,9 @@ function echo(url: string, pid: number, durationMs: number): Command {
   return { kind: "echo", base, rooms: [name], window: 1, json: false, warmupMs: 0, durationMs, pid };
 }
 
+/** Where the server writes its profile; removed at the end, whatever happens. */
+let profileDir: string | null = null;
+
 const USAGE = `usage: bun scripts/bench-profile.ts ${Object.keys(SCENARIOS).join("|")} [--top=N]`;
 
 const fmt = (micros: number) =>
@@ -130,86 +133,76 @@ async function main(args: string[]): Promise<number> {
     return 2;
   }
   const dir = mkdtempSync(join(tmpdir(), "scalesocket-profile-"));
-  try {
-    const argv = (port: number) => [
-      BUN,
-      "--cpu-prof",
-      "--cpu-prof-interval=100",
-      `--cpu-prof-dir=${dir}`,
-      join(ROOT, "src/main.ts"),
-      "--addr",
-      `127.0.0.1:${port}`,
-      ...(scenario.json ? ["--json"] : []),
-      ...(scenario.workload === "echo" ? ["cat"] : ["sh", "--", join(ROOT, "scripts/bench/fanout.sh")]),
-    ];
-    const system = { id: "profiled", label: "scalesocket (source, profiled)", json: scenario.json, argv };
-    const server = await startServer(system, scenario.workload, scenario.pinned ? 0 : undefined);
-    const load = startLoadGenerator(scenario.pinned ? 1 : undefined);
-    process.stderr.write(`warming up (${scenario.title})...\n`);
-    await load.run(scenario.warmup(server.base, server.pid), 120_000);
-    const threads0 = threadTimes(server.pid);
-    const from = Date.now() * 1000;
-    const result = await load.run(scenario.measure(server.base, server.pid), 120_000);
-    const to = Date.now() * 1000;
-    const threads1 = threadTimes(server.pid);
-    await load.stop();
-    await server.stop();
-    if (result.failures.length > 0) {
-      process.stderr.write(`bench-profile: the run failed: ${result.failures.join("; ")}\n`);
-      return 1;
-    }
-    const units = scenario.count(result);
-    const file = readdirSync(dir).find((f) => f.endsWith(".cpuprofile"));
-    if (units === 0 || file === undefined) {
-      process.stderr.write(`bench-profile: ${units === 0 ? "no work was done" : "no profile was written"}\n`);
-      return 1;
-    }
-    const profile = summarize(JSON.parse(readFileSync(join(dir, file), "utf8")) as CpuProfile, from, to);
-    const per = (seconds: number) => fmt((seconds * 1e6) / units);
-    const byThread = [...threads1]
-      .map(([thread, t]) => [thread, t - (threads0.get(thread) ?? 0)] as const)
-      .filter(([, t]) => t > 0)
-      .sort((a, b) => b[1] - a[1]);
-    const total = byThread.reduce((sum, [, t]) => sum + t, 0);
-    const out = [
-      `## Profile: ${scenario.title}`,
-      "",
-      `scalesocket from source under \`bun --cpu-prof\`, ${new Date().toISOString().slice(0, 16)}Z: ` +
-        `${units} ${scenario.units} in ${((to - from) / 1e6).toFixed(2)} s.`,
-      "",
-      `Server CPU (/proc, all threads): ${per(total)} µs per ${scenario.unit}; by thread: ` +
-        byThread.map(([thread, t]) => `${thread} ${per(t)}`).join(", "),
-      `JavaScript thread, sampled every ${profile.intervalMicros} µs: ${per(profile.micros / 1e6)} µs per ` +
-        `${scenario.unit} (${profile.samples} samples). Self time, native calls under their JavaScript name:`,
-      "",
-      `| µs per ${scenario.unit} | share | function | called from |`,
-      "| --- | --- | --- | --- |",
-      ...profile.functions
-        .slice(0, top)
-        .map(
-          (f) =>
-            `| ${fmt(f.micros / units)} | ${((100 * f.samples) / profile.samples).toFixed(0)}% | ${f.name} | ` +
-            `${f.callers.join(" ← ") || "—"} |`,
-        ),
-      "",
-    ];
-    process.stdout.write(out.join("\n"));
-    return 0;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  profileDir = dir;
+  const argv = (port: number) => [
+    BUN,
+    "--cpu-prof",
+    "--cpu-prof-interval=100",
+    `--cpu-prof-dir=${dir}`,
+    join(ROOT, "src/main.ts"),
+    "--addr",
+    `127.0.0.1:${port}`,
+    ...(scenario.json ? ["--json"] : []),
+    ...(scenario.workload === "echo" ? ["cat"] : ["sh", "--", join(ROOT, "scripts/bench/fanout.sh")]),
+  ];
+  const system = { id: "profiled", label: "scalesocket (source, profiled)", json: scenario.json, argv };
+  const server = await startServer(system, scenario.workload, scenario.pinned ? 0 : undefined);
+  const load = startLoadGenerator(scenario.pinned ? 1 : undefined);
+  process.stderr.write(`warming up (${scenario.title})...\n`);
+  await load.run(scenario.warmup(server.base, server.pid), 120_000);
+  const threads0 = threadTimes(server.pid);
+  const from = Date.now() * 1000;
+  const result = await load.run(scenario.measure(server.base, server.pid), 120_000);
+  const to = Date.now() * 1000;
+  const threads1 = threadTimes(server.pid);
+  await load.stop();
+  await server.stop();
+  if (result.failures.length > 0) {
+    process.stderr.write(`bench-profile: the run failed: ${result.failures.join("; ")}\n`);
+    return 1;
   }
+  const units = scenario.count(result);
+  const file = readdirSync(dir).find((f) => f.endsWith(".cpuprofile"));
+  if (units === 0 || file === undefined) {
+    process.stderr.write(`bench-profile: ${units === 0 ? "no work was done" : "no profile was written"}\n`);
+    return 1;
+  }
+  const profile = summarize(JSON.parse(readFileSync(join(dir, file), "utf8")) as CpuProfile, from, to);
+  const per = (seconds: number) => fmt((seconds * 1e6) / units);
+  const byThread = [...threads1]
+    .map(([thread, t]) => [thread, t - (threads0.get(thread) ?? 0)] as const)
+    .filter(([, t]) => t > 0)
+    .sort((a, b) => b[1] - a[1]);
+  const total = byThread.reduce((sum, [, t]) => sum + t, 0);
+  const out = [
+    `## Profile: ${scenario.title}`,
+    "",
+    `scalesocket from source under \`bun --cpu-prof\`, ${new Date().toISOString().slice(0, 16)}Z: ` +
+      `${units} ${scenario.units} in ${((to - from) / 1e6).toFixed(2)} s.`,
+    "",
+    `Server CPU (/proc, all threads): ${per(total)} µs per ${scenario.unit}; by thread: ` +
+      byThread.map(([thread, t]) => `${thread} ${per(t)}`).join(", "),
+    `JavaScript thread, sampled every ${profile.intervalMicros} µs: ${per(profile.micros / 1e6)} µs per ` +
+      `${scenario.unit} (${profile.samples} samples). Self time, native calls under their JavaScript name:`,
+    "",
+    `| µs per ${scenario.unit} | share | function | called from |`,
+    "| --- | --- | --- | --- |",
+    ...profile.functions
+      .slice(0, top)
+      .map(
+        (f) =>
+          `| ${fmt(f.micros / units)} | ${((100 * f.samples) / profile.samples).toFixed(0)}% | ${f.name} | ` +
+          `${f.callers.join(" ← ") || "—"} |`,
+      ),
+    "",
+  ];
+  process.stdout.write(out.join("\n"));
+  return 0;
 }
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    void stopAll().finally(() => process.exit(130));
-  });
-}
-
-let code = 1;
-try {
-  code = await main(process.argv.slice(2));
-} finally {
-  await stopAll();
-}
-process.exit(code);
+await runScript(
+  () => main(process.argv.slice(2)),
+  () => {
+    if (profileDir !== null) rmSync(profileDir, { recursive: true, force: true });
+  },
+);

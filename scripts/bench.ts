@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { FULL, type Plan, QUICK } from "./bench/plan.ts";
 import { type Context, runAll, STEP_IDS } from "./bench/scenarios.ts";
-import { compiled, jsonOf, type ScalesocketSystem, SOURCE, stopAll } from "./bench/servers.ts";
+import { compiled, jsonOf, runScript, type ScalesocketSystem, SOURCE } from "./bench/servers.ts";
 import { describeMachine, ensureWebsocketd, websocketdVersion } from "./bench/setup.ts";
 import { Results } from "./bench/table.ts";
 import { targets, targetsMarkdown } from "./bench/targets.ts";
@@ -137,17 +137,9 @@ async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    void stopAll().finally(() => process.exit(130));
-  });
-}
-
-let code = 1;
-try {
-  code = await main(process.argv.slice(2));
-} finally {
-  await stopAll();
-  if (buildDir !== null) rmSync(buildDir, { recursive: true, force: true });
-}
-process.exit(code);
+await runScript(
+  () => main(process.argv.slice(2)),
+  () => {
+    if (buildDir !== null) rmSync(buildDir, { recursive: true, force: true });
+  },
+);

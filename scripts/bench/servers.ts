@@ -209,3 +209,31 @@ export async function stopAll(): Promise<void> {
   if (logDir !== null) rmSync(logDir, { recursive: true, force: true });
   logDir = null;
 }
+
+/**
+ * Runs a benchmark script's `main` and exits with its code; whatever happens (an error, SIGINT, SIGTERM), every
+ * process it started is stopped and `cleanup` runs first.
+ */
+export async function runScript(main: () => Promise<number>, cleanup: () => void = () => {}): Promise<never> {
+  let interrupted = false;
+  const end = async (code: number): Promise<never> => {
+    await stopAll();
+    cleanup();
+    process.exit(code);
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      interrupted = true;
+      void end(130);
+    });
+  }
+  let code: number;
+  try {
+    code = await main();
+  } catch (err) {
+    // Stopping the processes on a signal fails whatever main was waiting for: not worth a stack trace.
+    if (!interrupted) process.stderr.write(`${(err as Error)?.stack ?? err}\n`);
+    code = 1;
+  }
+  return end(interrupted ? 130 : code);
+}
