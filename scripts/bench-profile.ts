@@ -70,8 +70,8 @@ const SCENARIOS: Record<string, Scenario> = {
     workload: "echo",
     json: false,
     pinned: true,
-    warmup: (base, pid) => echo(room(base, "w"), pid, 2000),
-    measure: (base, pid) => echo(room(base, "m"), pid, 3000),
+    warmup: (base, pid) => echo(base, "w", pid, 2000),
+    measure: (base, pid) => echo(base, "m", pid, 3000),
     count: (r) => (r.kind === "echo" ? r.roundTrips : 0),
   },
 };
@@ -94,10 +94,9 @@ function churn(base: string, pid: number, durationMs: number): Command {
   return { kind: "churn", base, prefix: `c${++serial}`, conns: 10, json: false, durationMs, pid };
 }
 
-function echo(url: string, pid: number, durationMs: number): Command {
-  const base = url.slice(0, url.lastIndexOf("/"));
-  const name = url.slice(url.lastIndexOf("/") + 1);
-  return { kind: "echo", base, rooms: [name], window: 1, json: false, warmupMs: 0, durationMs, pid };
+function echo(base: string, prefix: string, pid: number, durationMs: number): Command {
+  const rooms = [`${prefix}-${++serial}`];
+  return { kind: "echo", base, rooms, window: 1, json: false, warmupMs: 0, durationMs, pid };
 }
 
 /** Where the server writes its profile; removed at the end, whatever happens. */
