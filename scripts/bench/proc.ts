@@ -63,7 +63,7 @@ export function childrenOf(pid: number): number[] {
 }
 
 /**
- * CPU seconds (utime + stime) of each thread of a process, summed by thread name (from `/proc/<pid>/task/<tid>/stat`):
+ * CPU seconds (utime + stime) of each thread of a process, summed by thread name (`/proc/<pid>/task/<tid>/stat`):
  * the event loop carries the program's name, Bun's and JavaScriptCore's helpers their own. Threads that ended
  * meanwhile are not counted; empty when the process is gone.
  */
