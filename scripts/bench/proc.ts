@@ -4,15 +4,27 @@ import { readdirSync, readFileSync } from "node:fs";
 /** USER_HZ: the unit of utime/stime in /proc/<pid>/stat. 100 on every Linux this runs on (`getconf CLK_TCK`). */
 const CLK_TCK = 100;
 
-/** The fields of /proc/<pid>/stat after the command name, which may itself contain spaces and parentheses. */
-function statFields(pid: number): string[] | null {
+/**
+ * A `stat` file of /proc (a process's or a thread's): the command name, and the fields after it (the name may
+ * itself contain spaces and parentheses). Null when the process or thread is gone.
+ */
+function readStat(path: string): { name: string; fields: string[] } | null {
+  let stat: string;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    stat = readFileSync(path, "utf8");
   } catch {
     return null;
   }
+  const end = stat.lastIndexOf(")");
+  return { name: stat.slice(stat.indexOf("(") + 1, end), fields: stat.slice(end + 2).split(" ") };
 }
+
+function statFields(pid: number): string[] | null {
+  return readStat(`/proc/${pid}/stat`)?.fields ?? null;
+}
+
+/** utime + stime in seconds, from stat fields. Field 3 (state) is f[0], so field n is f[n - 3]. */
+const ownSeconds = (f: string[]): number => (Number(f[11]) + Number(f[12])) / CLK_TCK;
 
 /**
  * CPU time in seconds, user plus system, from one read of /proc/<pid>/stat: `own` is the process's (utime +
@@ -22,11 +34,7 @@ function statFields(pid: number): string[] | null {
 export function cpuTimes(pid: number): { own: number; children: number } {
   const f = statFields(pid);
   if (f === null) return { own: 0, children: 0 };
-  // Field 3 (state) is f[0], so field n is f[n - 3].
-  return {
-    own: (Number(f[11]) + Number(f[12])) / CLK_TCK,
-    children: (Number(f[13]) + Number(f[14])) / CLK_TCK,
-  };
+  return { own: ownSeconds(f), children: (Number(f[13]) + Number(f[14])) / CLK_TCK };
 }
 
 /** The CPU time the process itself used, in seconds (its children not included); see {@link cpuTimes}. */
@@ -76,15 +84,9 @@ export function threadTimes(pid: number): Map<string, number> {
     return out;
   }
   for (const tid of tasks) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-    } catch {
-      continue; // ended meanwhile
-    }
-    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / CLK_TCK);
+    const stat = readStat(`/proc/${pid}/task/${tid}/stat`);
+    if (stat === null) continue; // ended meanwhile
+    out.set(stat.name, (out.get(stat.name) ?? 0) + ownSeconds(stat.fields));
   }
   return out;
 }
