@@ -443,5 +443,3 @@ export async function helpText(): Promise<string> {
   const text = (await renderUsage(command)).replace(/(?<!-)--v(?![\w-])/, " -v");
   return `${text}\n\n${USAGE}\n`;
 }
-
-export const VERSION: string = pkg.version;

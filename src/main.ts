@@ -1,7 +1,8 @@
 #!/usr/bin/env bun
-import { helpText, resolveCli, USAGE, UsageError, VERSION } from "./cli.ts";
+import { helpText, resolveCli, USAGE, UsageError } from "./cli.ts";
 import { createLogger } from "./log.ts";
 import { serve } from "./server.ts";
+import { VERSION } from "./version.ts";
 
 /** The command: argv → Config → server, and the process's exit code. */
 async function main(argv: readonly string[]): Promise<number> {

@@ -5,7 +5,6 @@ import { MessageCache } from "./cache.ts";
 import { pipesAvailable } from "./child/pipes.ts";
 import { PortPool } from "./child/ports.ts";
 import { Spawner } from "./child/spawner.ts";
-import { VERSION } from "./cli.ts";
 import { type Config, RESERVED_ROOMS } from "./config.ts";
 import { passEnvFilter, passedEnv, remoteAddr } from "./env.ts";
 import type { Logger } from "./log.ts";
@@ -13,6 +12,7 @@ import { CONTENT_TYPE, renderMetrics } from "./metrics.ts";
 import { type ClientData, closeReason, Room, type RoomContext } from "./room.ts";
 import { serveStatic } from "./static.ts";
 import { type Counters, createCounters } from "./stats.ts";
+import { VERSION } from "./version.ts";
 
 export interface RunningServer {
   readonly hostname: string;
