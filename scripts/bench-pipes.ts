@@ -2,8 +2,8 @@
 /**
  * One `cat`, one-line round trips, over three ways to plumb a child's stdio, alternated over a few repetitions:
  *
- * - scalesocket's: OS pipes, stdin written with write(2) (src/child/stdin.ts), stdout read through Bun's stream of
- *   the pipe, exactly as a room starts its child (src/child/start.ts);
+ * - scalesocket's: OS pipes, stdin written with write(2) (PipeSink in src/child/pipes.ts), stdout read through
+ *   Bun's stream of the pipe, exactly as a room starts its child (src/child/spawn.ts);
  * - the same pipes with stdin written through Bun's FileSink;
  * - Bun.spawn's own `"pipe"` (socket pairs, FileSink and ReadableStream): what scalesocket falls back to.
  *
@@ -13,8 +13,8 @@
  */
 import type { ExitInfo } from "../src/child/child.ts";
 import { openPipe } from "../src/child/pipes.ts";
-import { startChild } from "../src/child/start.ts";
-import { PipeWriter } from "../src/child/stdin.ts";
+import { spawnWithPipes } from "../src/child/spawn.ts";
+import { byteSize } from "../src/writer.ts";
 
 const ROUND_TRIPS = Number(process.argv[2] ?? 20_000);
 const REPETITIONS = 3;
@@ -48,30 +48,24 @@ function chunks(read: (onChunk: (chunk: Uint8Array) => void) => Promise<void>): 
   };
 }
 
-/** scalesocket's own path, or Bun's pipes: the same startChild a room uses. */
+/** scalesocket's own path, or Bun's pipes: the same spawnWithPipes a room's stdio transport uses. */
 async function started(osPipes: boolean): Promise<Plumbing> {
-  const child = startChild({
+  const command = {
     cmd: "cat",
     args: [],
     env: { PATH: process.env.PATH ?? "" },
     searchPath: process.env.PATH,
-    tcp: false,
-    osPipes,
-    spawner: null,
-  });
+  };
+  const child = spawnWithPipes({ ...command, spawner: null }, true, osPipes);
   const proc = await child.process;
-  const end = child.stdinEnd;
-  if (end === null) throw new Error("no stdin");
-  const sink = "fd" in end ? new PipeWriter(end.fd) : end.sink;
+  if (child.stdin === null) throw new Error("no stdin");
+  const sink = child.stdin();
   return {
-    send: (line) => {
-      sink.write(line);
-      sink.flush();
-    },
+    // One line per round trip fits any pipe: the sink takes it whole.
+    send: (line) => void sink.write(line, byteSize(line)),
     next: chunks(child.stdout.read),
     end: async () => {
-      await sink.end();
-      if ("fd" in end) end.fd.close();
+      sink.end();
       return proc.exited as Promise<ExitInfo>;
     },
   };

@@ -1,5 +1,6 @@
 import { type ConsolaInstance, createConsola, type LogObject } from "consola/core";
 import type { LogFormat } from "./config.ts";
+import { BoundedWriter, fileSink } from "./writer.ts";
 
 /**
  * consola, plus `infoLine`: an info line formatted and written straight out. consola's own path (a log object,
@@ -48,57 +49,33 @@ function lineOf(format: LogFormat, type: string, date: Date, tag: string, msg: s
   return `${time} ${type.toUpperCase().padEnd(5)} ${tag ? `[${tag}] ` : ""}${msg}\n`;
 }
 
-/** Log lines held while stderr does not drain (its reader is stuck); past this, lines are counted and dropped. */
+/** Log bytes held while stderr does not drain (its reader is stuck); past this, lines are counted and dropped. */
 const MAX_HELD_LOG_BYTES = 1024 * 1024;
 
 /**
- * A line sink over a FileSink that never holds more than `maxHeld` bytes: while the sink cannot flush (stderr is
- * a pipe nobody reads), further lines are dropped and counted, and the count is written once it drains. Logging
- * must never be how a child spamming stderr grows the server's memory.
+ * A line sink over a FileSink, through the same bounded writer a child's input uses: one write per event-loop
+ * turn, at most `maxHeld` bytes held. While the sink cannot flush (stderr is a pipe nobody reads), further lines
+ * are dropped and counted, and the count is written once it drained. Logging must never be how a child spamming
+ * stderr grows the server's memory.
  */
 export function boundedLineWriter(
-  sink: Pick<import("bun").FileSink, "write" | "flush">,
+  sink: Pick<import("bun").FileSink, "write" | "flush" | "end">,
   maxHeld = MAX_HELD_LOG_BYTES,
-) {
-  let held = 0;
+): { write: (line: string) => void; flush: () => void } {
   let dropped = 0;
-  let waiting = false;
-  let scheduled = false;
-  // Flushes until the sink takes everything; while a flush is pending, lines only go into the sink's buffer.
-  const drain = (): void => {
-    scheduled = false;
-    const flushed = sink.flush();
-    if (flushed instanceof Promise) {
-      waiting = true;
-      flushed.then(drain, () => {
-        waiting = false;
-      });
-      return;
-    }
-    waiting = false;
-    held = 0;
-    if (dropped > 0) {
-      const note = `${new Date().toISOString()} WARN  ${dropped} log line(s) dropped: stderr was not being read\n`;
-      dropped = 0;
-      push(note);
-    }
-  };
-  // One write per event-loop turn, not per line: a room opening and closing logs several lines in a few turns.
-  // Bun writes out what is buffered when the process exits.
-  const push = (line: string): void => {
-    held += line.length;
-    sink.write(line);
-    if (!waiting && !scheduled) {
-      scheduled = true;
-      setImmediate(drain);
-    }
-  };
-  return (line: string): void => {
-    if (held + line.length > maxHeld) {
-      dropped++;
-      return;
-    }
-    push(line);
+  const writer = new BoundedWriter(maxHeld, undefined, () => {
+    if (dropped === 0) return;
+    const note = `${new Date().toISOString()} WARN  ${dropped} log line(s) dropped: stderr was not being read\n`;
+    dropped = 0;
+    writer.write(note);
+  });
+  writer.attach(fileSink(sink));
+  return {
+    write: (line) => {
+      if (!writer.write(line)) dropped++;
+    },
+    // Hands what is queued to the sink now; Bun writes out what its sink buffered when the process exits.
+    flush: () => writer.flush(),
   };
 }
 
@@ -107,7 +84,10 @@ export function boundedLineWriter(
  * on first use, some 3 ms of start-up before the first log line.
  */
 function stderrLine(): (line: string) => void {
-  return boundedLineWriter(Bun.stderr.writer());
+  const lines = boundedLineWriter(Bun.stderr.writer());
+  // Lines are queued until the end of the event-loop turn; a process that exits first must not lose them.
+  process.on("exit", lines.flush);
+  return lines.write;
 }
 
 /**

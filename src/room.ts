@@ -1,13 +1,13 @@
 import type { Server, ServerWebSocket } from "bun";
 import type { MessageCache } from "./cache.ts";
-import type { ByteSplitter } from "./child/bytesplit.ts";
-import { Child, type ExitInfo } from "./child/child.ts";
-import { outputSplitter } from "./child/output.ts";
+import { Child, type ChildEvents, type ExitInfo } from "./child/child.ts";
 import type { Spawner } from "./child/spawner.ts";
+import { stdioTransport } from "./child/stdio.ts";
+import { tcpTransport } from "./child/tcp.ts";
 import type { Config } from "./config.ts";
-import { type Connection, childEnv, expandTemplate, remoteAddr, type ServerInfo } from "./env.ts";
-import { encodeClose, encodeFrame, encodeOpen, FrameType, GwsocketParser } from "./framing/gwsocket.ts";
-import { routeLine, stampFrom } from "./framing/json.ts";
+import { type Connection, childEnv, type ServerInfo } from "./env.ts";
+import type { ByteSplitter } from "./framing/bytesplit.ts";
+import { type ClientFraming, framingFor, type RoomOutput } from "./framing/index.ts";
 import { type Logger, type TaggedLogger, tagged } from "./log.ts";
 import type { Counters } from "./stats.ts";
 
@@ -47,13 +47,14 @@ export function closeReason(text: string): string {
   return `${new TextDecoder().decode(bytes.subarray(0, 120)).replace(/\uFFFD$/, "")}...`;
 }
 
-const utf8 = new TextDecoder();
-
 /**
- * A room: one child process shared by its clients. It owns the child, the members, the cache and the metadata;
- * child output is fanned out with `server.publish` on the room's topic, so Bun does the per-client work natively.
+ * A room: one child process shared by its clients. It owns the child, the members, the cache and the metadata.
+ * Everything a room reacts to is a method here, in the order of a room's life: a client joins, a client sends a
+ * message, the child starts, the child prints (its framing's reader turns output into broadcasts, messages for
+ * one client and metadata), the child exits, a client leaves. Child output is fanned out with `server.publish`
+ * on the room's topic, so Bun does the per-client work natively.
  */
-export class Room {
+export class Room implements ChildEvents, RoomOutput {
   readonly members = new Map<number, Client>();
   /** The child's last `"_meta": true` message, `_meta` removed. */
   metadata: Record<string, unknown> | null = null;
@@ -61,23 +62,21 @@ export class Room {
   connectionsTotal = 0;
   private readonly child: Child;
   private readonly log: TaggedLogger;
+  private readonly client: ClientFraming;
+  private readonly reader: ByteSplitter;
   private closed = false;
   /** Some client reported backpressure since the last sweep. */
   private pressure = false;
   /** The room's topic: every member subscribes to it, and what the child broadcasts is published on it. */
   private readonly topic: string;
   /**
-   * Whether the child addresses clients by ID (`_to` under JSON framing, gwsocket headers): each member then also
-   * subscribes to a topic of its own, so a message for one client is published too. Bun buffers what is
-   * published and writes each client's share once per event-loop turn, where a `send` outside its own callbacks
-   * is a system call each; and a client gets what was published to either of its topics in the order published.
+   * Whether the child addresses clients by ID: each member then also subscribes to a topic of its own. Bun
+   * buffers what is published and writes each client's share once per event-loop turn, where a `send` outside its
+   * own callbacks is a system call each; and a client gets what was published to either of its topics in the
+   * order published.
    */
   private readonly addressed: boolean;
-  /** Under JSON server framing, child lines are routed (`_to`, `_meta`); otherwise only read for `_cache`. */
-  private readonly routing: boolean;
   private readonly cacheAll: boolean;
-  /** Text mode ends each client message with a newline; binary and gwsocket write exactly what they are given. */
-  private readonly newline: boolean;
 
   /**
    * Spawns the room's child with the environment of the connection that opens it; throws SpawnError.
@@ -91,55 +90,39 @@ export class Room {
     readonly cache: MessageCache | null,
     readonly tcpPort: number | null,
   ) {
-    const { config, counters } = ctx;
-    this.routing = config.serverFrame === "json";
+    const { config } = ctx;
+    const framing = framingFor(config);
+    this.client = framing.client;
+    this.addressed = framing.server.addressed;
+    this.reader = framing.server.reader(this);
     this.topic = roomTopic(name);
-    this.addressed = this.routing || config.serverFrame === "gwsocket";
     this.cacheAll = config.cache?.type === "all";
-    this.newline = !config.binary && config.clientFrame !== "gwsocket";
     this.log = tagged(ctx.log, name);
-    this.child = new Child({
+    const transport =
+      tcpPort === null
+        ? stdioTransport(config.osPipes)
+        : tcpTransport(tcpPort, config.tcpTimeoutMs, config.osPipes);
+    const command = {
       cmd: config.cmd,
       args: config.args,
       env: childEnv(ctx.passedEnv, opener, ctx.serverInfo, tcpPort === null ? {} : { PORT: String(tcpPort) }),
       searchPath: process.env.PATH,
+      spawner: ctx.spawner,
+    };
+    const timing = {
       maxBuffer: config.maxBuffer,
       graceMs: config.graceMs,
       delayMs: Math.round((config.delay ?? 0) * 1000),
-      tcpPort,
-      connectTimeoutMs: config.tcpTimeoutMs,
-      osPipes: config.osPipes,
-      output: this.outputFor(config),
-      onChunkEnd: this.sweepSlowClients,
-      onLog: (line) => this.log.log(line),
-      onOversizeLog: (chars) => this.log.warn(`dropped a log line of ${chars} characters`),
-      onRead: (bytes) => {
-        counters.bytesFromChild += bytes;
-      },
-      onWritten: (bytes) => {
-        counters.bytesToChild += bytes;
-      },
-      onAttachFailed: (reason) => this.fail(reason),
-      spawner: ctx.spawner,
-      onStarted: (pid) => {
-        counters.childrenSpawned++;
-        this.log.info(`started ${config.cmd} (pid ${pid}${tcpPort === null ? "" : `, port ${tcpPort}`})`);
-      },
-      onStartFailed: (reason) => {
-        counters.spawnFailures++;
-        this.fail(reason);
-      },
-    });
+    };
+    this.child = new Child(command, transport, timing, this);
     this.child.done.then((exit) => {
-      if (exit === null) return;
-      if (exit.signal !== null) counters.childrenKilledBySignal++;
-      else if (exit.code === 0) counters.childrenExitedZero++;
-      else counters.childrenExitedNonZero++;
-      this.childExited(exit);
+      if (exit !== null) this.exited(exit);
     });
   }
 
-  /** Adds a client: it receives the cache, then the room's traffic; the child hears of it (`--joinmsg`). */
+  // --- Clients ---------------------------------------------------------------------------------------------
+
+  /** A client joins: it receives the cache, then the room's traffic; the child hears of it (`--joinmsg`). */
   join(ws: Client): void {
     ws.data.room = this;
     this.members.set(ws.data.conn.id, ws);
@@ -149,52 +132,29 @@ export class Room {
     if (this.cache !== null) for (const message of this.cache.entries()) ws.send(message);
     ws.subscribe(this.topic);
     if (this.addressed) ws.subscribe(clientTopic(ws.data.conn.id));
-    const { conn } = ws.data;
-    if (this.ctx.config.clientFrame === "gwsocket") this.toChild(encodeOpen(conn.id, remoteAddr(conn)));
-    else if (this.ctx.config.joinMsg !== null) this.toChild(expandTemplate(this.ctx.config.joinMsg, conn));
+    this.toChild(this.client.joined(ws.data.conn));
   }
 
-  /** Removes a client; the child hears of it (`--leavemsg`), and the last one out stops the child. */
+  /** A client's message, as its framing makes it for the child. */
+  receive(ws: Client, message: string | Buffer): void {
+    const data = this.client.toChild(message, ws.data.conn.id);
+    if (data !== null) {
+      this.toChild(data);
+      return;
+    }
+    this.ctx.counters.invalidClientMessages++;
+    this.log.debug(`dropped a message from client ${ws.data.conn.id} that is not ${this.client.refusal}`);
+  }
+
+  /** A client leaves; the child hears of it (`--leavemsg`), and the last one out stops the child. */
   leave(ws: Client): void {
     if (!this.members.delete(ws.data.conn.id) || this.closed) return;
-    const { conn } = ws.data;
-    if (this.ctx.config.clientFrame === "gwsocket") this.toChild(encodeClose(conn.id));
-    else if (this.ctx.config.leaveMsg !== null) this.toChild(expandTemplate(this.ctx.config.leaveMsg, conn));
+    this.toChild(this.client.left(ws.data.conn));
     if (this.members.size === 0) {
       this.closed = true;
       this.log.debug(`last client left, stopping ${this.childName}`);
       this.ctx.onClosed(this, this.child.stop());
     }
-  }
-
-  /**
-   * A client's message for the child: a line in text mode (stamped with `_from` under JSON framing), raw bytes
-   * in binary mode, a gwsocket frame with the sender's ID under gwsocket framing.
-   */
-  receive(ws: Client, message: string | Buffer): void {
-    const frame = this.ctx.config.clientFrame;
-    if (frame === "json") {
-      const stamped = stampFrom(
-        typeof message === "string" ? message : utf8.decode(message),
-        ws.data.conn.id,
-      );
-      if (stamped === null) {
-        this.ctx.counters.invalidClientMessages++;
-        this.log.debug(`dropped a message from client ${ws.data.conn.id} that is not a JSON object`);
-        return;
-      }
-      this.toChild(stamped);
-    } else if (frame === "gwsocket") {
-      const type = typeof message === "string" ? FrameType.text : FrameType.binary;
-      this.toChild(encodeFrame(ws.data.conn.id, type, message));
-    } else {
-      this.toChild(message);
-    }
-  }
-
-  /** The child for a log line: its pid, or that it is still being started. */
-  private get childName(): string {
-    return this.child.pid === null ? `${this.ctx.config.cmd} (still starting)` : `pid ${this.child.pid}`;
   }
 
   /** Closes every client and stops the child, for server shutdown. */
@@ -203,42 +163,108 @@ export class Room {
     return this.child.stop();
   }
 
-  /** Ends the room for its clients: no more joins or leaves count, every member gets the close frame. */
-  private closeMembers(code: number, reason: string): void {
-    this.closed = true;
-    const frameReason = closeReason(reason);
-    for (const ws of this.members.values()) ws.close(code, frameReason);
-    this.members.clear();
+  // --- The child (ChildEvents) -----------------------------------------------------------------------------
+
+  started(pid: number): void {
+    this.ctx.counters.childrenSpawned++;
+    const port = this.tcpPort === null ? "" : `, port ${this.tcpPort}`;
+    this.log.info(`started ${this.ctx.config.cmd} (pid ${pid}${port})`);
   }
 
-  private outputFor(config: Config): ByteSplitter {
-    const oversize = (size: number) => {
-      this.ctx.counters.oversizeMessages++;
-      this.log.warn(`dropped a child message of more than ${size} bytes (limit ${config.maxBuffer})`);
-    };
-    if (config.serverFrame === "gwsocket") {
-      return new GwsocketParser(
-        config.maxBuffer,
-        this.routeFrame,
-        (message) => {
-          this.ctx.counters.oversizeMessages++;
-          this.log.warn(message);
-        },
-        // While resynchronising, only a header for a member (or a broadcast) is believed: see GwsocketParser.
-        (id) => id === 0 || this.members.has(id),
-      );
+  startFailed(reason: string): void {
+    this.ctx.counters.spawnFailures++;
+    this.fail(reason);
+  }
+
+  /** The child cannot serve the room (a TCP child that never listened). */
+  attachFailed(reason: string): void {
+    this.fail(reason);
+  }
+
+  /** One chunk of the child's output: cut into messages by the framing's reader, then the slow-client check. */
+  output(chunk: Uint8Array): void {
+    this.ctx.counters.bytesFromChild += chunk.byteLength;
+    this.reader.push(chunk);
+    this.sweepSlowClients();
+  }
+
+  outputEnded(): void {
+    this.reader.end();
+    this.sweepSlowClients();
+  }
+
+  logLine(line: string): void {
+    this.log.log(line);
+  }
+
+  logOversize(chars: number): void {
+    this.log.warn(`dropped a log line of ${chars} characters`);
+  }
+
+  written(bytes: number): void {
+    this.ctx.counters.bytesToChild += bytes;
+  }
+
+  /** The child exited: on its own, its clients are closed with how; after a stop, it is only logged. */
+  private exited(exit: ExitInfo): void {
+    const { counters, config } = this.ctx;
+    if (exit.signal !== null) counters.childrenKilledBySignal++;
+    else if (exit.code === 0) counters.childrenExitedZero++;
+    else counters.childrenExitedNonZero++;
+    const how =
+      exit.signal !== null
+        ? `was killed by ${exit.signal}`
+        : exit.code === null
+          ? "can no longer be watched"
+          : `exited with code ${exit.code}`;
+    if (this.closed) {
+      this.log.info(`stopped ${config.cmd} (pid ${this.child.pid}): ${how}`);
+      return;
     }
-    const json = this.routing || config.cache?.type === "tagged";
-    return outputSplitter(
-      { binary: config.binary, delimiters: config.delimiters, maxMessage: config.maxBuffer },
-      // Reading routing keys costs a look at each line; plain rooms broadcast without one.
-      json ? this.routeMessage : this.broadcast,
-      oversize,
-    );
+    this.log.info(`${config.cmd} (pid ${this.child.pid}) ${how}, closing ${this.members.size} client(s)`);
+    this.closeMembers(exit.code === 0 ? 1000 : 1011, `${config.cmd} ${how}`);
+    this.ctx.onClosed(this, this.child.done);
   }
 
-  private toChild(data: string | Uint8Array): void {
-    if (this.child.write(data, this.newline)) {
+  // --- The child's messages (RoomOutput, called by the framing's reader) ---------------------------------
+
+  broadcast(message: string | Uint8Array, tagged: boolean): void {
+    this.ctx.counters.messagesFromChild++;
+    if (this.ctx.server.publish(this.topic, message) <= 0) this.pressure = true;
+    if (this.cacheAll || tagged) this.cache?.push(message);
+  }
+
+  /** A message for one client (its own topic); unknown IDs, and clients of other rooms, are dropped. */
+  sendTo(id: number, message: string | Uint8Array): void {
+    this.ctx.counters.messagesFromChild++;
+    if (!this.members.has(id)) return;
+    if (this.ctx.server.publish(clientTopic(id), message) <= 0) this.pressure = true;
+  }
+
+  setMetadata(meta: Record<string, unknown>): void {
+    this.ctx.counters.messagesFromChild++;
+    this.metadata = meta;
+  }
+
+  dropped(warning: string): void {
+    this.ctx.counters.oversizeMessages++;
+    this.log.warn(warning);
+  }
+
+  has(id: number): boolean {
+    return this.members.has(id);
+  }
+
+  // --- Inside ----------------------------------------------------------------------------------------------
+
+  /** The child for a log line: its pid, or that it is still being started. */
+  private get childName(): string {
+    return this.child.pid === null ? `${this.ctx.config.cmd} (still starting)` : `pid ${this.child.pid}`;
+  }
+
+  private toChild(data: string | Uint8Array | null): void {
+    if (data === null) return;
+    if (this.child.write(data)) {
       this.ctx.counters.messagesToChild++;
       return;
     }
@@ -248,49 +274,13 @@ export class Room {
     );
   }
 
-  private readonly broadcast = (message: string | Uint8Array): void => {
-    this.ctx.counters.messagesFromChild++;
-    if (this.ctx.server.publish(this.topic, message) <= 0) this.pressure = true;
-    if (this.cacheAll) this.cache?.push(message);
-  };
-
-  /** A message for one client (its own topic); unknown IDs are dropped. */
-  private sendTo(id: number, message: string | Uint8Array): void {
-    this.ctx.counters.messagesFromChild++;
-    if (!this.members.has(id)) return;
-    if (this.ctx.server.publish(clientTopic(id), message) <= 0) this.pressure = true;
-  }
-
-  private readonly routeMessage = (message: string | Uint8Array): void => {
-    const routing = typeof message === "string" ? routeLine(message) : null;
-    if (routing === null) {
-      this.broadcast(message);
-    } else if (this.routing && routing.meta !== null) {
-      this.ctx.counters.messagesFromChild++;
-      this.metadata = routing.meta;
-    } else if (this.routing && routing.to !== null) {
-      // Routed messages are private: never cached.
-      this.sendTo(routing.to, message);
-    } else {
-      this.broadcast(message);
-      if (routing.cache && !this.cacheAll) this.cache?.push(message);
-    }
-  };
-
-  /** A gwsocket frame from the child: ID 0 broadcasts, any other goes to that client; text stays text. */
-  private readonly routeFrame = (id: number, type: number, payload: Uint8Array): void => {
-    const message = type === FrameType.text ? utf8.decode(payload) : payload;
-    if (id === 0) this.broadcast(message);
-    else this.sendTo(id, message);
-  };
-
   /**
    * Closes the clients whose outgoing buffer passed `--maxbuffer`; called after each chunk of child output was
    * delivered. Does anything only after a send reported backpressure, so a room that keeps up pays nothing for
    * it. Bun's own `backpressureLimit` (twice the cap, set by the server) stays as a hard backstop that closes
    * without a reason.
    */
-  private readonly sweepSlowClients = (): void => {
+  private sweepSlowClients(): void {
     if (!this.pressure) return;
     this.pressure = false;
     const cap = this.ctx.config.maxBuffer;
@@ -301,31 +291,21 @@ export class Room {
       this.log.warn(`closing client ${ws.data.conn.id}: more than ${cap} bytes waiting to be sent`);
       ws.close(1013, closeReason(`client too slow: more than ${cap} bytes queued`));
     }
-  };
+  }
 
-  /** The child cannot serve the room (a TCP child that never listened): close everyone with the reason. */
+  /** Ends the room for its clients: no more joins or leaves count, every member gets the close frame. */
+  private closeMembers(code: number, reason: string): void {
+    this.closed = true;
+    const frameReason = closeReason(reason);
+    for (const ws of this.members.values()) ws.close(code, frameReason);
+    this.members.clear();
+  }
+
+  /** The child cannot serve the room: close everyone with the reason. */
   private fail(reason: string): void {
     if (this.closed) return;
     this.log.error(reason);
     this.closeMembers(1011, reason);
-    this.ctx.onClosed(this, this.child.done);
-  }
-
-  private childExited(exit: ExitInfo): void {
-    const how =
-      exit.signal !== null
-        ? `was killed by ${exit.signal}`
-        : exit.code === null
-          ? "can no longer be watched"
-          : `exited with code ${exit.code}`;
-    if (this.closed) {
-      this.log.info(`stopped ${this.ctx.config.cmd} (pid ${this.child.pid}): ${how}`);
-      return;
-    }
-    this.log.info(
-      `${this.ctx.config.cmd} (pid ${this.child.pid}) ${how}, closing ${this.members.size} client(s)`,
-    );
-    this.closeMembers(exit.code === 0 ? 1000 : 1011, `${this.ctx.config.cmd} ${how}`);
     this.ctx.onClosed(this, this.child.done);
   }
 }

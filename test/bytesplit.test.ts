@@ -1,5 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { byteSplitter, ChunkPassthrough, DelimiterSplitter, delimiterBytes } from "../src/child/bytesplit.ts";
+import {
+  byteSplitter,
+  ChunkPassthrough,
+  DelimiterSplitter,
+  delimiterBytes,
+} from "../src/framing/bytesplit.ts";
 import { within } from "./helpers.ts";
 
 const enc = new TextEncoder();

@@ -206,7 +206,7 @@ describe("boundedLineWriter", () => {
     const file = join(dir, "log.txt");
     // Reads nothing for a while, as a stuck log collector would, then everything.
     const reader = Bun.spawn(["sh", "-c", `sleep 0.5; exec cat > ${file}`], { stdin: "pipe" });
-    const write = boundedLineWriter(reader.stdin, 256 * 1024);
+    const { write } = boundedLineWriter(reader.stdin, 256 * 1024);
     const line = `${"x".repeat(1023)}\n`;
     for (let i = 0; i < 3000; i++) write(line);
     await until(

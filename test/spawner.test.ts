@@ -1,9 +1,10 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { Child } from "../src/child/child.ts";
-import { outputSplitter } from "../src/child/output.ts";
 import { closeChildEnds, closePipes, openStdio } from "../src/child/pipes.ts";
 import { Spawner, SpawnerGone } from "../src/child/spawner.ts";
+import { stdioTransport } from "../src/child/stdio.ts";
+import { outputSplitter } from "../src/framing/output.ts";
 import { FIXTURES, within } from "./helpers.ts";
 
 const spawners: Spawner[] = [];
@@ -128,40 +129,34 @@ describe("Child with a spawner", () => {
   function cat(spawner: Spawner) {
     const lines: string[] = [];
     const events: string[] = [];
-    const child = new Child({
-      cmd: "cat",
-      args: [],
-      env: {},
-      searchPath: process.env.PATH,
-      maxBuffer: 1 << 20,
-      graceMs: 500,
-      delayMs: 0,
-      tcpPort: null,
-      connectTimeoutMs: 1000,
-      osPipes: true,
-      spawner,
-      output: outputSplitter(
-        { binary: false, delimiters: null, maxMessage: 1 << 20 },
-        (m) => void lines.push(String(m)),
-        () => {},
-      ),
-      onChunkEnd: () => {},
-      onLog: (line) => void events.push(`log ${line}`),
-      onOversizeLog: () => {},
-      onRead: () => {},
-      onWritten: () => {},
-      onAttachFailed: (reason) => void events.push(`attach failed ${reason}`),
-      onStarted: (pid) => void events.push(`started ${pid > 0}`),
-      onStartFailed: (reason) => void events.push(`start failed ${reason}`),
-    });
+    const output = outputSplitter(
+      { binary: false, delimiters: null, maxMessage: 1 << 20 },
+      (m) => void lines.push(String(m)),
+      () => {},
+    );
+    const child = new Child(
+      { cmd: "cat", args: [], env: {}, searchPath: process.env.PATH, spawner },
+      stdioTransport(true),
+      { maxBuffer: 1 << 20, graceMs: 500, delayMs: 0 },
+      {
+        output: (chunk) => output.push(chunk),
+        outputEnded: () => output.end(),
+        logLine: (line) => void events.push(`log ${line}`),
+        logOversize: () => {},
+        written: () => {},
+        attachFailed: (reason) => void events.push(`attach failed ${reason}`),
+        started: (pid) => void events.push(`started ${pid > 0}`),
+        startFailed: (reason) => void events.push(`start failed ${reason}`),
+      },
+    );
     return { child, lines, events };
   }
 
   test("input written before the child runs is held, then reaches it before its EOF", async () => {
     const { child, lines, events } = cat(spawner());
     expect(child.pid).toBeNull(); // still being started on the other thread
-    expect(child.write("one", true)).toBe(true);
-    expect(child.write("two", true)).toBe(true);
+    expect(child.write("one\n")).toBe(true);
+    expect(child.write("two\n")).toBe(true);
     const exit = await within(child.stop(), "the stop");
     expect(exit).toEqual({ code: 0, signal: null });
     expect(lines).toEqual(["one", "two"]);
@@ -172,7 +167,7 @@ describe("Child with a spawner", () => {
     const s = spawner();
     s.close();
     const { child, lines, events } = cat(s);
-    child.write("still works", true);
+    child.write("still works\n");
     expect(await within(child.stop(), "the stop")).toEqual({ code: 0, signal: null });
     expect(lines).toEqual(["still works"]);
     expect(events).toEqual(["started true"]);

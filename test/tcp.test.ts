@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Socket, Subprocess } from "bun";
-import { LineSplitter } from "../src/child/split.ts";
 import { connectWithRetry, type TcpLink } from "../src/child/tcp.ts";
+import { LineSplitter } from "../src/framing/split.ts";
+import { BoundedWriter } from "../src/writer.ts";
 import { FIXTURES, within } from "./helpers.ts";
 
 const children: Subprocess[] = [];
@@ -46,14 +47,27 @@ function spawnChild(port: number, argv: string[]): Subprocess<"pipe", "inherit",
   return child;
 }
 
-async function connect(port: number, deadlineMs = 3000, maxBuffer?: number): Promise<TcpLink> {
-  const link = await within(connectWithRetry(port, { delayMs: 0, deadlineMs, maxBuffer }), "connect");
+/** A connected link with the bounded writer a child puts in front of it; `write` adds the newline when asked. */
+interface Connected {
+  link: TcpLink;
+  writer: BoundedWriter;
+  write(data: string | Uint8Array, newline: boolean): boolean;
+}
+
+async function connect(port: number, deadlineMs = 3000, maxBuffer = 4 << 20): Promise<Connected> {
+  const link = await within(connectWithRetry(port, { delayMs: 0, deadlineMs }), "connect");
   links.push(link);
-  return link;
+  const writer = new BoundedWriter(maxBuffer);
+  writer.attach(link.input);
+  const write = (data: string | Uint8Array, newline: boolean): boolean => {
+    if (!newline) return writer.write(data);
+    return writer.write(typeof data === "string" ? `${data}\n` : Buffer.concat([data, Buffer.from("\n")]));
+  };
+  return { link, writer, write };
 }
 
 /** Collects the link's output as lines; `next(n)` waits for the first n. */
-function collectLines(link: TcpLink): { lines: string[]; upTo(n: number): Promise<string[]> } {
+function collectLines({ link }: { link: TcpLink }): { lines: string[]; upTo(n: number): Promise<string[]> } {
   const lines: string[] = [];
   const waiters: { n: number; resolve: () => void }[] = [];
   const decoder = new TextDecoder();
@@ -68,7 +82,7 @@ function collectLines(link: TcpLink): { lines: string[]; upTo(n: number): Promis
     },
     () => {},
   );
-  link.onData((chunk) => splitter.push(decoder.decode(chunk, { stream: true })));
+  void link.output.read((chunk) => splitter.push(decoder.decode(chunk, { stream: true })));
   return {
     lines,
     upTo: (n) =>
@@ -174,7 +188,6 @@ describe("TcpLink", () => {
     const out = collectLines(link);
     const bytes = new TextEncoder().encode("bytes");
     expect(link.write(bytes, true)).toBe(true);
-    bytes.fill(0x21); // the link copied them
     expect(link.write("pa", false)).toBe(true);
     expect(link.write(new TextEncoder().encode("rt"), false)).toBe(true);
     expect(link.write("ial\nnext", false)).toBe(true);
@@ -196,18 +209,18 @@ describe("TcpLink", () => {
     let full = false;
     for (let round = 0; round < 1000 && !full; round++) {
       while (link.write(line(accepted), true)) accepted++;
-      expect(link.pending).toBeLessThanOrEqual(maxBuffer);
+      expect(link.writer.pending).toBeLessThanOrEqual(maxBuffer);
       await new Promise((resolve) => setImmediate(resolve));
-      full = link.pending > 0;
+      full = link.writer.pending > 0;
     }
     expect(full).toBe(true);
     // The queue never holds more than the cap; past it, writes are refused and nothing is queued.
     while (link.write(line(accepted), true)) accepted++;
-    const pending = link.pending;
+    const pending = link.writer.pending;
     expect(pending).toBeLessThanOrEqual(maxBuffer);
     expect(pending).toBeGreaterThan(maxBuffer - 1010);
     expect(link.write(line(accepted), true)).toBe(false);
-    expect(link.pending).toBe(pending);
+    expect(link.writer.pending).toBe(pending);
 
     // Let the child read: the queue drains and every accepted line comes back, in order.
     child.stdin.write("go\n");
@@ -217,7 +230,7 @@ describe("TcpLink", () => {
       if (got[i] !== `echo: ${line(i)}`)
         throw new Error(`line ${i} out of order or damaged: ${got[i]?.slice(0, 20)}`);
     }
-    expect(link.pending).toBe(0);
+    expect(link.writer.pending).toBe(0);
     expect(out.lines).toHaveLength(accepted);
   });
 
@@ -227,12 +240,12 @@ describe("TcpLink", () => {
     const link = await connect(port);
     const out = collectLines(link);
     link.write("last words", true);
-    link.end();
+    link.writer.end();
     expect(link.write("too late", true)).toBe(false);
     expect(await within(child.exited, "the child to exit")).toBe(0);
-    await within(link.closed, "the link to close");
+    await within(link.link.closed, "the link to close");
     expect(out.lines).toEqual(["echo: last words"]);
-    expect(link.error).toBeNull();
+    expect(link.link.error).toBeNull();
   });
 
   test("closed settles when the child dies, and writes are refused after", async () => {
@@ -240,11 +253,14 @@ describe("TcpLink", () => {
     const child = spawnChild(port, [`${FIXTURES}tcp-echo.py`]);
     const link = await connect(port);
     child.kill("SIGKILL");
-    await within(link.closed, "the link to close");
+    await within(link.link.closed, "the link to close");
+    // The writer learns it at its next flush: what it took then is the last.
+    link.write("anyone?", true);
+    await new Promise((resolve) => setImmediate(resolve));
     expect(link.write("anyone?", true)).toBe(false);
   });
 
-  test("output that arrives before onData is kept for it", async () => {
+  test("output that arrives before it is read is kept for the reader", async () => {
     const port = listen({
       open(socket) {
         socket.write("early\n");
@@ -252,7 +268,7 @@ describe("TcpLink", () => {
       },
     });
     const link = await connect(port);
-    await within(link.closed, "the server to close the link");
+    await within(link.link.closed, "the server to close the link");
     expect(collectLines(link).lines).toEqual(["early"]);
   });
 });

@@ -1,23 +1,22 @@
 #!/usr/bin/env bun
 /**
- * The floor of churn: scalesocket's own way of starting a child (src/child/start.ts: OS pipes, the spawner
- * thread, stdout and stderr read through Bun's streams, stdin written on our non-blocking end) under the least
+ * The floor of churn: scalesocket's own way of starting a child (src/child/spawn.ts: OS pipes, the spawner
+ * thread, stdout and stderr read through Bun's streams, stdin written on our non-blocking end through the same bounded writer) under the least
  * server around it. One client per child: each message goes to the child's stdin as a line, each line the child
- * prints comes back (output.ts cuts them), stderr is read and dropped. No rooms, CGI environment (PATH only),
+ * prints comes back (src/framing/output.ts cuts them), stderr is read and dropped. No rooms, CGI environment (PATH only),
  * logging, metrics, JSON framing or input limits.
  * What scalesocket pays per connection above this is its features; what this pays above the ceiling is Bun's.
  *
  *   bun scripts/bench/bare.ts PORT CMD [ARG...]
  */
 import type { ServerWebSocket } from "bun";
-import { outputSplitter } from "../../src/child/output.ts";
-import type { OwnedFd } from "../../src/child/pipes.ts";
+import { spawnWithPipes } from "../../src/child/spawn.ts";
 import { Spawner } from "../../src/child/spawner.ts";
-import { startChild } from "../../src/child/start.ts";
-import { PipeWriter } from "../../src/child/stdin.ts";
+import { outputSplitter } from "../../src/framing/output.ts";
+import { BoundedWriter } from "../../src/writer.ts";
 
 interface Data {
-  stdin: { writer: PipeWriter; fd: OwnedFd } | null;
+  stdin: BoundedWriter | null;
 }
 
 const MAX_MESSAGE = 1024 * 1024;
@@ -27,10 +26,11 @@ const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
 const spawner = new Spawner((err) => console.error(`bare: spawner thread failed: ${err.message}`));
 
 function open(ws: ServerWebSocket<Data>): void {
-  const child = startChild({ cmd, args, env, searchPath: env.PATH, tcp: false, osPipes: true, spawner });
-  const end = child.stdinEnd;
-  if (end === null || !("fd" in end)) throw new Error("bare: needs OS pipes (Linux, glibc or musl)");
-  ws.data.stdin = { writer: new PipeWriter(end.fd), fd: end.fd };
+  const child = spawnWithPipes({ cmd, args, env, searchPath: env.PATH, spawner }, true, true);
+  if (child.stdin === null) throw new Error("bare: the child has no stdin");
+  const stdin = new BoundedWriter(MAX_MESSAGE);
+  stdin.attach(child.stdin());
+  ws.data.stdin = stdin;
   const lines = outputSplitter(
     { binary: false, delimiters: null, maxMessage: MAX_MESSAGE },
     (line) => ws.send(line),
@@ -50,12 +50,11 @@ function open(ws: ServerWebSocket<Data>): void {
   );
 }
 
-/** EOF for the child: our end of its stdin closed (what the writer still holds goes with it). */
+/** EOF for the child: what the writer still holds goes first. */
 function closeStdin(ws: ServerWebSocket<Data>): void {
   const stdin = ws.data.stdin;
   ws.data.stdin = null;
-  stdin?.writer.end();
-  stdin?.fd.close();
+  stdin?.end();
 }
 
 Bun.serve<Data>({
@@ -68,7 +67,7 @@ Bun.serve<Data>({
   websocket: {
     open,
     message(ws, message) {
-      ws.data.stdin?.writer.write(typeof message === "string" ? `${message}\n` : message);
+      ws.data.stdin?.write(typeof message === "string" ? `${message}\n` : message);
     },
     close: closeStdin,
   },

@@ -1,4 +1,6 @@
-import { closeSync } from "node:fs";
+import { closeSync, writeSync } from "node:fs";
+import type { FileSink } from "bun";
+import type { ByteSink } from "../writer.ts";
 import { type Libc, libc } from "./libc.ts";
 
 /**
@@ -113,5 +115,90 @@ export function closePipes(...pipes: (Pipe | null)[]): void {
   for (const pipe of pipes) {
     pipe?.read.close();
     pipe?.write.close();
+  }
+}
+
+/**
+ * Our end of the child's stdin pipe (non-blocking, see {@link openStdio}) as a byte sink, written with plain
+ * write(2) calls: its writer joins messages per event-loop turn, so that is one call per turn. Only when the pipe
+ * is full does a Bun FileSink take the rest and wait for the pipe to drain (Bun offers no other way to be told);
+ * meanwhile the sink takes nothing more, and the rest counts as `pending`.
+ *
+ * Bun's FileSink is not used for every write: it re-arms an epoll registration before each one, and making and
+ * ending one costs more than the write itself. The descriptor is closed by {@link end}, once what the FileSink
+ * holds is written.
+ */
+export class PipeSink implements ByteSink {
+  ondrain: (() => void) | null = null;
+  private waiting: FileSink | null = null;
+  private held = 0;
+  private ended = false;
+
+  constructor(private readonly fd: OwnedFd) {}
+
+  get pending(): number {
+    return this.held;
+  }
+
+  write(chunk: string | Uint8Array, size: number): number {
+    if (this.ended) return -1;
+    if (this.waiting !== null) return 0;
+    let written = 0;
+    try {
+      // The same call twice: writeSync's two overloads take a string or bytes, not the union.
+      written = typeof chunk === "string" ? writeSync(this.fd.fd, chunk) : writeSync(this.fd.fd, chunk);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") {
+        this.close(); // EPIPE: the child closed its stdin
+        return -1;
+      }
+    }
+    if (written < size) this.park((typeof chunk === "string" ? Buffer.from(chunk) : chunk).subarray(written));
+    return size;
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    const waiting = this.waiting;
+    this.waiting = null;
+    if (waiting === null) {
+      this.fd.close();
+      return;
+    }
+    // What a full pipe still holds goes out first; then our descriptor is closed.
+    let ending: unknown;
+    try {
+      ending = waiting.end();
+    } catch {}
+    const release = (): void => this.fd.close();
+    if (ending instanceof Promise) ending.then(release, release);
+    else release();
+  }
+
+  /** Hands the rest of a short write to a FileSink, which writes it as the pipe drains. */
+  private park(rest: Uint8Array): void {
+    const waiting = Bun.file(this.fd.fd).writer();
+    this.waiting = waiting;
+    this.held = rest.byteLength;
+    waiting.write(rest);
+    const flushed = waiting.flush();
+    const drained = (): void => {
+      if (this.waiting !== waiting) return;
+      this.waiting = null;
+      this.held = 0;
+      // The FileSink closes its own copy of the descriptor; ours stays open for direct writes again.
+      waiting.end();
+      this.ondrain?.();
+    };
+    if (flushed instanceof Promise) flushed.then(drained, () => this.close());
+    else drained();
+  }
+
+  private close(): void {
+    this.ended = true;
+    this.waiting = null;
+    this.held = 0;
+    this.fd.close();
   }
 }

@@ -1,4 +1,4 @@
-import type { ExitInfo } from "./start.ts";
+import type { ExitInfo, ProcessStarter, StartedProcess } from "./link.ts";
 
 /**
  * Starts children on a worker thread instead of the server's event loop.
@@ -9,12 +9,6 @@ import type { ExitInfo } from "./start.ts";
  * message to the worker. The child's stdio are pipes the server made (pipes.ts), so the worker only needs their
  * numbers: reading and writing stay on the main thread.
  */
-
-/** A process the worker started: its pid, and how it ended once it has. */
-export interface StartedProcess {
-  pid: number;
-  exited: Promise<ExitInfo>;
-}
 
 export interface SpawnRequest {
   argv: string[];
@@ -65,7 +59,7 @@ const LOST: ExitInfo = { code: null, signal: null };
  * the child's `exited` settles when the worker saw it exit. Owned by the server: {@link close} after its last
  * child is gone.
  */
-export class Spawner {
+export class Spawner implements ProcessStarter {
   private readonly worker: Worker;
   private readonly url: string;
   private nextId = 1;

@@ -1,5 +1,25 @@
 import type { Socket } from "bun";
+import type { ByteSink } from "../writer.ts";
+import type { Link, Source, Transport } from "./link.ts";
 import { CHILD_HOST } from "./ports.ts";
+import { spawnWithPipes } from "./spawn.ts";
+
+/**
+ * `--tcp`: the child gets `PORT` in its environment and listens on 127.0.0.1:$PORT; its stdout and stderr go to
+ * the log, and the server connects once it runs and `--delay` passed, retrying for `connectTimeoutMs`.
+ */
+export function tcpTransport(port: number, connectTimeoutMs: number, osPipes: boolean): Transport {
+  return {
+    start(command) {
+      const spawned = spawnWithPipes(command, false, osPipes);
+      return {
+        process: spawned.process,
+        logs: [spawned.stdout, spawned.stderr],
+        attach: (signal) => connectWithRetry(port, { delayMs: 0, deadlineMs: connectTimeoutMs, signal }),
+      };
+    },
+  };
+}
 
 /** First pause after a refused connect; it doubles up to {@link MAX_BACKOFF_MS}. */
 const FIRST_BACKOFF_MS = 10;
@@ -10,12 +30,6 @@ const MAX_BACKOFF_MS = 250;
  * microseconds, but its completion must not lose a race against a zero-length timer.
  */
 const MIN_ATTEMPT_MS = 50;
-/** Small queued writes are joined into one socket write of up to this many bytes: fewer syscalls. */
-const BATCH_BYTES = 64 * 1024;
-/** The default cap on bytes queued for the child, as `--maxbuffer`'s default. */
-const DEFAULT_MAX_BUFFER = 4 * 1024 * 1024;
-
-const utf8 = new TextEncoder();
 
 export interface ConnectOptions {
   /** Wait this long before the first attempt (`--delay`; upstream attaches after one second). */
@@ -24,8 +38,6 @@ export interface ConnectOptions {
   deadlineMs: number;
   /** Stops the attempts, as when the child exits or the room closes before the child listens. */
   signal?: AbortSignal;
-  /** Most bytes queued for the child; see {@link TcpLink.write}. */
-  maxBuffer?: number;
 }
 
 /** The child could not be reached; `message` is fit for the log and a close reason. */
@@ -56,7 +68,7 @@ export async function connectWithRetry(port: number, opts: ConnectOptions): Prom
   for (;;) {
     // A connect to a local port is refused at once; the bound only guards against one that hangs (a child
     // whose listen backlog is full drops the SYN, and the kernel retries it only after a second).
-    const outcome = await attempt(port, opts.maxBuffer ?? DEFAULT_MAX_BUFFER, deadline, opts.signal);
+    const outcome = await attempt(port, deadline, opts.signal);
     if (outcome instanceof TcpLink) return outcome;
     if (outcome === "aborted") throw aborted();
     const remaining = deadline - performance.now();
@@ -69,12 +81,11 @@ export async function connectWithRetry(port: number, opts: ConnectOptions): Prom
 /** One connect, bounded by the deadline and the signal; a socket that connects too late is closed. */
 async function attempt(
   port: number,
-  maxBuffer: number,
   deadline: number,
   signal: AbortSignal | undefined,
 ): Promise<TcpLink | "failed" | "aborted"> {
   if (signal?.aborted) return "aborted";
-  const connecting = TcpLink.open(port, maxBuffer);
+  const connecting = TcpLink.open(port);
   let timer: Timer | undefined;
   let onAbort: (() => void) | undefined;
   const cutoff = new Promise<"failed" | "aborted">((resolve) => {
@@ -110,50 +121,70 @@ function formatSeconds(ms: number): string {
 }
 
 /**
- * A connected TCP link to a child. Output arrives through {@link onData} as the socket reads it; input goes
- * through a bounded queue that the socket drains at the pace the child reads. `closed` settles when the
- * connection ends from either side, or fails (`error` then says why).
+ * A connected TCP link to a child. The socket is the child's input (a byte sink that takes what the socket buffer
+ * takes, and says when it drained) and its output (a source fed by the socket's data callback). `closed` settles
+ * when the connection ends from either side, or fails (`error` then says why).
  */
-export class TcpLink {
+export class TcpLink implements Link {
   readonly closed: Promise<void>;
+  readonly endStopsChild = true;
   /** Why the connection ended, when it failed rather than closed. */
   error: Error | null = null;
+  readonly input: ByteSink;
+  readonly output: Source;
   private socket: Socket<undefined> | null = null;
   private settle: () => void = () => {};
   private isClosed = false;
-  private ending = false;
-  /** Our side was shut down: once, after the last queued byte went out. */
-  private shutDown = false;
   private onChunk: ((chunk: Uint8Array) => void) | null = null;
-  /** What arrived before {@link onData} was called: nothing is lost to a child that speaks first. */
+  /** What arrived before the output was read: nothing is lost to a child that speaks first. */
   private early: Uint8Array[] = [];
-  /** Writes not yet accepted by the socket, oldest first from `head`. */
-  private queue: Uint8Array[] = [];
-  private head = 0;
-  /** Bytes in `queue` from `head` on. */
-  private queued = 0;
-  private flushScheduled = false;
-  private waitingDrain = false;
 
-  private constructor(
-    readonly port: number,
-    private readonly maxBuffer: number,
-  ) {
+  private constructor(readonly port: number) {
     this.closed = new Promise((resolve) => {
       this.settle = resolve;
     });
+    const link = this;
+    this.input = {
+      pending: 0,
+      ondrain: null,
+      write(chunk, size) {
+        const socket = link.socket;
+        if (socket === null || link.isClosed) return -1;
+        const written = socket.write(chunk);
+        if (written < 0) {
+          link.ended(null); // the socket closed under us; its close callback may still follow
+          return -1;
+        }
+        // Bun's write reports bytes for a string too; a short write resumes on the socket's drain.
+        return Math.min(written, size);
+      },
+      // shutdown(2), not end(): Bun's end() closes the socket, losing the child's answer to what was sent last
+      // (and resetting the child's connection when that answer arrives).
+      end() {
+        if (!link.isClosed) link.socket?.shutdown();
+      },
+    };
+    this.output = {
+      read: (onChunk) => {
+        this.onChunk = onChunk;
+        const early = this.early;
+        this.early = [];
+        for (const chunk of early) onChunk(chunk);
+        return this.closed;
+      },
+    };
   }
 
   /** One connect attempt; rejects as `Bun.connect` does (ECONNREFUSED while nothing listens). */
-  static async open(port: number, maxBuffer: number): Promise<TcpLink> {
-    const link = new TcpLink(port, maxBuffer);
+  static async open(port: number): Promise<TcpLink> {
+    const link = new TcpLink(port);
     link.socket = await Bun.connect({
       hostname: CHILD_HOST,
       port,
       socket: {
         binaryType: "uint8array",
         data: (_socket, chunk) => link.receive(chunk),
-        drain: () => link.drained(),
+        drain: () => link.input.ondrain?.(),
         close: (_socket, error) => link.ended(error ?? null),
         // A throwing data callback lands here; the link's state is then unknown, so it ends.
         error: (socket, error) => {
@@ -168,58 +199,7 @@ export class TcpLink {
     return link;
   }
 
-  /** Bytes queued for the child and not yet taken by the socket. */
-  get pending(): number {
-    return this.queued;
-  }
-
-  /** Sets the one receiver of the child's output; anything that arrived before is delivered first. */
-  onData(cb: (chunk: Uint8Array) => void): void {
-    this.onChunk = cb;
-    const early = this.early;
-    this.early = [];
-    for (const chunk of early) cb(chunk);
-  }
-
-  /**
-   * Queues one message for the child, with `\n` after it when `newline` (text mode). Returns false, queueing
-   * nothing, when the link is closed or ending, or when the message would take the queue past `maxBuffer`
-   * bytes: a child that stops reading never grows the server's memory. Messages are sent in order; the queue
-   * is flushed once per event-loop turn, small messages joined into one write, and a partial write resumes on
-   * the socket's drain. The bytes are copied, so the caller may reuse its buffer.
-   */
-  write(data: string | Uint8Array, newline: boolean): boolean {
-    if (this.isClosed || this.ending) return false;
-    const size =
-      (typeof data === "string" ? Buffer.byteLength(data, "utf8") : data.byteLength) + (newline ? 1 : 0);
-    if (this.queued + size > this.maxBuffer) return false;
-    let bytes: Uint8Array;
-    if (typeof data === "string") bytes = utf8.encode(newline ? `${data}\n` : data);
-    else {
-      bytes = new Uint8Array(size);
-      bytes.set(data);
-      if (newline) bytes[size - 1] = 0x0a;
-    }
-    this.queue.push(bytes);
-    this.queued += size;
-    if (!this.flushScheduled && !this.waitingDrain) {
-      this.flushScheduled = true;
-      setImmediate(this.flush);
-    }
-    return true;
-  }
-
-  /**
-   * Closes the link gracefully: what is queued is still sent, then the child reads EOF. A child that never reads
-   * keeps the rest queued until it exits (its socket closes with it) or {@link destroy} is called.
-   */
-  end(): void {
-    if (this.ending || this.isClosed) return;
-    this.ending = true;
-    if (!this.flushScheduled && !this.waitingDrain) this.flush();
-  }
-
-  /** Closes the link at once, dropping anything queued. */
+  /** Closes the link at once, dropping anything not yet written. */
   destroy(): void {
     this.socket?.terminate();
     this.ended(null);
@@ -230,81 +210,10 @@ export class TcpLink {
     else this.early.push(chunk);
   }
 
-  private drained(): void {
-    this.waitingDrain = false;
-    if (!this.flushScheduled) this.flush();
-  }
-
   private ended(error: Error | null): void {
     if (this.isClosed) return;
     this.isClosed = true;
     this.error ??= error;
-    this.queue = [];
-    this.head = 0;
-    this.queued = 0;
     this.settle();
   }
-
-  private readonly flush = (): void => {
-    this.flushScheduled = false;
-    const socket = this.socket;
-    if (socket === null || this.isClosed) return;
-    while (this.head < this.queue.length) {
-      const batch = this.nextBatch();
-      const written = socket.write(batch);
-      if (written < 0) {
-        this.ended(null); // the socket closed under us; its close callback may still follow
-        return;
-      }
-      this.queued -= written;
-      if (written < batch.length) {
-        // The socket's buffer is full: the child reads slower than clients write. Resume on drain.
-        this.queue[--this.head] = batch.subarray(written);
-        this.waitingDrain = true;
-        this.compact();
-        return;
-      }
-    }
-    this.queue = [];
-    this.head = 0;
-    // shutdown(2), not end(): Bun's end() closes the socket, losing the child's answer to what was sent last
-    // (and resetting the child's connection when that answer arrives).
-    if (this.ending && !this.shutDown) {
-      this.shutDown = true;
-      socket.shutdown();
-    }
-  };
-
-  /** The next write: the oldest message, joined with the ones after it while the total stays small. */
-  private nextBatch(): Uint8Array {
-    const first = this.queue[this.head] as Uint8Array;
-    let end = this.head + 1;
-    let size = first.length;
-    while (end < this.queue.length && size + (this.queue[end] as Uint8Array).length <= BATCH_BYTES) {
-      size += (this.queue[end] as Uint8Array).length;
-      end++;
-    }
-    if (end === this.head + 1) {
-      this.queue[this.head++] = EMPTY;
-      return first;
-    }
-    const batch = new Uint8Array(size);
-    let offset = 0;
-    for (; this.head < end; this.head++) {
-      batch.set(this.queue[this.head] as Uint8Array, offset);
-      offset += (this.queue[this.head] as Uint8Array).length;
-      this.queue[this.head] = EMPTY; // written ones must not stay reachable while the rest waits
-    }
-    return batch;
-  }
-
-  /** Drops the written slots once they are most of the array: amortised O(1) per message. */
-  private compact(): void {
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
-  }
 }
-
-const EMPTY = new Uint8Array(0);

@@ -1,4 +1,8 @@
-/**
+import type { Config } from "../config.ts";
+import { remoteAddr } from "../env.ts";
+import type { Framing } from "./framing.ts";
+
+/*
  * gwsocket strict-mode framing (`--frame=gwsocket`). Every message is a 12-byte header of three big-endian u32
  * (client ID, type, payload length) followed by exactly `length` payload bytes. gwsocket packs each field with
  * `htonl`, so the header is big-endian; upstream ScaleSocket reads it little-endian, which no gwsocket app speaks.
@@ -184,4 +188,35 @@ export class GwsocketParser {
     }
     return pos + take;
   }
+}
+
+const utf8Decoder = new TextDecoder();
+
+/**
+ * gwsocket strict mode (`--frame=gwsocket`): every client message reaches the child as a frame carrying its
+ * sender, clients' arrivals and departures as open and close frames; the child's frames are parsed as a
+ * length-prefixed stream (never split on delimiters), ID 0 broadcast, any other sent to that client.
+ */
+export function gwsocketFraming(config: Config): Framing {
+  return {
+    refusal: "a message",
+    overhead: HEADER_SIZE,
+    toChild: (message, from) =>
+      encodeFrame(from, typeof message === "string" ? FrameType.text : FrameType.binary, message),
+    joined: (conn) => encodeOpen(conn.id, remoteAddr(conn)),
+    left: (conn) => encodeClose(conn.id),
+    addressed: true,
+    reader: (room) =>
+      new GwsocketParser(
+        config.maxBuffer,
+        (id, type, payload) => {
+          const message = type === FrameType.text ? utf8Decoder.decode(payload) : payload;
+          if (id === 0) room.broadcast(message, false);
+          else room.sendTo(id, message);
+        },
+        (warning) => room.dropped(warning),
+        // While resynchronising, only a header for a member (or a broadcast) is believed: see GwsocketParser.
+        (id) => id === 0 || room.has(id),
+      ),
+  };
 }

@@ -1,6 +1,11 @@
-/**
+import type { Config } from "../config.ts";
+import { type Framing, oversizeWarning, type RoomOutput, templateNotices } from "./framing.ts";
+import { outputSplitter } from "./output.ts";
+
+/*
  * JSON framing (`--frame=json`): client messages are stamped with the sender's ID, child lines may be routed.
- * Pure functions; the room calls them on its hot path, so each avoids parsing where the text cannot matter.
+ * The rules are pure functions; the room's hot path calls them, so each avoids parsing where the text cannot
+ * matter.
  */
 
 /**
@@ -73,4 +78,48 @@ function parseObject(text: string): Record<string, unknown> | null {
   return value !== null && typeof value === "object" && !Array.isArray(value)
     ? (value as Record<string, unknown>)
     : null;
+}
+
+/**
+ * The most a `_from` stamp adds to a client's object: `"_from":` (8 bytes), an ID of up to 10 digits, a comma;
+ * plus the newline. Re-serialising (a spoofed `_from`, a line break inside) only shortens a message, but for a
+ * number such as `1e21`, which JSON.stringify writes `1e+21`; such a message can still pass the limit and is
+ * then dropped by the child's input like any message that does not fit.
+ */
+const STAMP_OVERHEAD = 8 + 10 + 1 + 1;
+
+const utf8 = new TextDecoder();
+
+/**
+ * JSON framing (`--frame=json`, `--json`): a client message must be a JSON object and reaches the child stamped
+ * with its sender; a child line may be routed to one client (`_to`), stored as the room's metadata (`_meta`) or
+ * marked for the tagged cache (`_cache`); anything else is broadcast as it is.
+ */
+export function jsonFraming(config: Config): Framing {
+  return {
+    refusal: "a JSON object",
+    overhead: STAMP_OVERHEAD,
+    toChild(message, from) {
+      const stamped = stampFrom(typeof message === "string" ? message : utf8.decode(message), from);
+      return stamped === null ? null : `${stamped}\n`;
+    },
+    ...templateNotices(config, "\n"),
+    addressed: true,
+    reader: (room) =>
+      outputSplitter(
+        { binary: false, delimiters: config.delimiters, maxMessage: config.maxBuffer },
+        (message) => routeMessage(room, message as string),
+        (size) => room.dropped(oversizeWarning(size, config.maxBuffer)),
+      ),
+  };
+}
+
+/** Delivers one child line as its routing keys ask. */
+function routeMessage(room: RoomOutput, line: string): void {
+  const routing = routeLine(line);
+  if (routing === null) room.broadcast(line, false);
+  else if (routing.meta !== null) room.setMetadata(routing.meta);
+  // Routed messages are private: never cached.
+  else if (routing.to !== null) room.sendTo(routing.to, line);
+  else room.broadcast(line, routing.cache);
 }

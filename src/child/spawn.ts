@@ -1,46 +1,12 @@
 import type { FileSink, Subprocess } from "bun";
-import { type ChildPipes, closeChildEnds, closePipes, type OwnedFd, openStdio } from "./pipes.ts";
-import { type Spawner, SpawnerGone, type StartedProcess } from "./spawner.ts";
+import { type ByteSink, fileSink } from "../writer.ts";
+import type { Command, Source, StartedProcess } from "./link.ts";
+import { SpawnError } from "./link.ts";
+import { type ChildPipes, closeChildEnds, closePipes, type OwnedFd, openStdio, PipeSink } from "./pipes.ts";
+import { SpawnerGone } from "./spawner.ts";
 
-/** How a child ended: an exit code, or the signal that killed it (both null: it could no longer be watched). */
-export interface ExitInfo {
-  code: number | null;
-  signal: string | null;
-}
-
-/** The command could not be started; `message` is fit for a close reason. */
-export class SpawnError extends Error {
-  override name = "SpawnError";
-}
-
-export interface StartOptions {
-  cmd: string;
-  args: readonly string[];
-  env: Record<string, string>;
-  /** PATH used to find `cmd`: the server's, so `--passenv=` can still run `printenv`. */
-  searchPath: string | undefined;
-  /** A `--tcp` child: its stdin is not used, its stdout goes to the log. */
-  tcp: boolean;
-  /** Plain OS pipes for stdio where libc is reachable (see pipes.ts); false keeps Bun's own. */
-  osPipes: boolean;
-  /** Starts the child off the event loop (with OS pipes only); null starts it on this thread. */
-  spawner: Spawner | null;
-}
-
-/** The child's stdout or stderr. */
-export interface Source {
-  /**
-   * Reads it to the end, each chunk to `onChunk` (which must not keep it past the call unless it copies it);
-   * resolves at EOF, rejects when `onChunk` throws. Called only once the child runs, and only once.
-   */
-  read(onChunk: (chunk: Uint8Array) => void): Promise<void>;
-}
-
-/** The child's stdin before it is written to: our end of its pipe, or Bun's sink. */
-export type StdinEnd = { fd: OwnedFd } | { sink: FileSink };
-
-/** A child on its way: the process once it runs, and our ends of its stdio. */
-export interface Starting {
+/** A process started with its stdio: what the stdio and TCP transports build on. */
+export interface Spawned {
   /**
    * Resolves once the child runs (its ends of the pipes are closed here then); rejects with a SpawnError when it
    * could not be started, every pipe closed.
@@ -48,8 +14,8 @@ export interface Starting {
   process: Promise<StartedProcess>;
   stdout: Source;
   stderr: Source;
-  /** Null for a `--tcp` child. */
-  stdinEnd: StdinEnd | null;
+  /** The child's stdin as a sink, made when it is first needed; null when it was not asked for. */
+  stdin: (() => ByteSink) | null;
 }
 
 /** Where each command was found on PATH: looked up once per server, not once per room. */
@@ -102,20 +68,20 @@ function streamSource(stream: ReadableStream<Uint8Array>): Source {
  * Throws SpawnError.
  */
 function spawnHere(
-  opts: StartOptions,
+  command: Command,
   argv: string[],
   fds: ["pipe" | "ignore" | number, "pipe" | number, "pipe" | number],
 ): StartedProcess & { subprocess: Subprocess } {
   let subprocess: Subprocess;
   try {
     subprocess = Bun.spawn(argv, {
-      env: opts.env,
+      env: command.env,
       stdio: fds,
       // Its own process group: SIGTERM/SIGKILL to -pid then reaches everything the child started.
       detached: true,
     });
   } catch (err) {
-    throw new SpawnError(`cannot start ${opts.cmd}: ${(err as Error).message}`);
+    throw new SpawnError(`cannot start ${command.cmd}: ${(err as Error).message}`);
   }
   const exited = subprocess.exited.then(() => {
     const signal = subprocess.signalCode;
@@ -125,27 +91,29 @@ function spawnHere(
 }
 
 /**
- * Starts a child in its own process group: with OS pipes on the spawner thread when there is one, otherwise on
- * this thread. Throws SpawnError when it cannot even be tried (command not on PATH, no pipe to be had) or when
- * starting it on this thread fails; a start that fails on the spawner thread rejects `process` instead.
+ * Starts a child in its own process group with its stdout and stderr on pipes, and its stdin on one too when
+ * `withStdin` (else it reads nothing): plain OS pipes where libc can be loaded and `osPipes` allows, started on the
+ * spawner thread when there is one; Bun's own pipes on this thread otherwise. Throws SpawnError when it cannot
+ * even be tried (command not on PATH, no pipe to be had) or when starting it on this thread fails; a start that
+ * fails on the spawner thread rejects `process` instead.
  */
-export function startChild(opts: StartOptions): Starting {
-  const path = findCommand(opts.cmd, opts.searchPath);
-  if (!path) throw new SpawnError(`command not found: ${opts.cmd}`);
-  const argv = [path, ...opts.args];
+export function spawnWithPipes(command: Command, withStdin: boolean, osPipes: boolean): Spawned {
+  const path = findCommand(command.cmd, command.searchPath);
+  if (!path) throw new SpawnError(`command not found: ${command.cmd}`);
+  const argv = [path, ...command.args];
   let stdio: ChildPipes | null;
   try {
-    stdio = opts.osPipes ? openStdio(!opts.tcp) : null;
+    stdio = osPipes ? openStdio(withStdin) : null;
   } catch (err) {
-    throw new SpawnError(`cannot start ${opts.cmd}: ${(err as Error).message}`);
+    throw new SpawnError(`cannot start ${command.cmd}: ${(err as Error).message}`);
   }
   if (!stdio) {
-    const proc = spawnHere(opts, argv, [opts.tcp ? "ignore" : "pipe", "pipe", "pipe"]);
+    const proc = spawnHere(command, argv, [withStdin ? "pipe" : "ignore", "pipe", "pipe"]);
     return {
       process: Promise.resolve(proc),
       stdout: streamSource(proc.subprocess.stdout as ReadableStream<Uint8Array>),
       stderr: streamSource(proc.subprocess.stderr as ReadableStream<Uint8Array>),
-      stdinEnd: opts.tcp ? null : { sink: proc.subprocess.stdin as FileSink },
+      stdin: withStdin ? () => fileSink(proc.subprocess.stdin as FileSink) : null,
     };
   }
   const pipes = stdio;
@@ -154,11 +122,11 @@ export function startChild(opts: StartOptions): Starting {
     pipes.stdout.write.fd,
     pipes.stderr.write.fd,
   ];
-  const here = () => spawnHere(opts, argv, fds);
+  const here = () => spawnHere(command, argv, fds);
   let spawning: Promise<StartedProcess>;
-  if (opts.spawner?.usable) {
-    spawning = opts.spawner
-      .spawn({ argv, env: opts.env, stdio: fds })
+  if (command.spawner?.usable) {
+    spawning = command.spawner
+      .spawn({ argv, env: command.env, stdio: fds })
       .catch((err) => (err instanceof SpawnerGone ? here() : Promise.reject(err)));
   } else {
     // On this thread a failure is thrown at once, like a command that is not found.
@@ -169,6 +137,7 @@ export function startChild(opts: StartOptions): Starting {
       throw err;
     }
   }
+  const stdinEnd = pipes.stdin?.write ?? null;
   return {
     process: spawning.then(
       (proc) => {
@@ -177,11 +146,11 @@ export function startChild(opts: StartOptions): Starting {
       },
       (err: Error) => {
         closePipes(pipes.stdin, pipes.stdout, pipes.stderr);
-        throw err instanceof SpawnError ? err : new SpawnError(`cannot start ${opts.cmd}: ${err.message}`);
+        throw err instanceof SpawnError ? err : new SpawnError(`cannot start ${command.cmd}: ${err.message}`);
       },
     ),
     stdout: pipeSource(pipes.stdout.read),
     stderr: pipeSource(pipes.stderr.read),
-    stdinEnd: pipes.stdin ? { fd: pipes.stdin.write } : null,
+    stdin: stdinEnd === null ? null : () => new PipeSink(stdinEnd),
   };
 }
