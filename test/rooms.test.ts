@@ -110,7 +110,9 @@ describe("--maxrooms", () => {
     // Two upgrades for new rooms can both be admitted before either opens: the second one's enter refuses.
     expect(directory.enter(connection(1000, "two"))).toEqual({ code: 1013, reason });
     expect(counters.refused).toBe(1);
-    expect(directory.enter(connection(1001, "one"))).toBe(directory.rooms.get("one") as Room);
+    const entered = directory.enter(connection(1001, "one"));
+    expect(entered).toBeInstanceOf(Room);
+    expect(directory.rooms.get("one")).toBe(entered as Room);
     expect(directory.rooms.size).toBe(1);
     one.close();
   });
