@@ -24,8 +24,8 @@ export interface RoomDirectory {
    */
   readonly stopping: number;
   /**
-   * Whether a websocket for room `name` may be upgraded here. Called last among the upgrade's checks (after the
-   * name, `--rooms`, shutdown and `--oneshot`), so a refusal here is about capacity, never about the request.
+   * Whether a websocket for room `name` may be upgraded here. Called after the upgrade's own checks (the name,
+   * `--rooms`, shutdown, `--oneshot`), so a refusal here is about capacity, never about the request.
    *
    * A cluster directory makes the decision "open here, refuse, or forward" here, and returns a Promise: taking
    * the room's lease (`SET key node NX PX ttl`) is a round trip. Bun lets the fetch handler await before
