@@ -20,7 +20,8 @@ export interface RoomDirectory {
   readonly rooms: ReadonlyMap<string, Room>;
   /**
    * Rooms closed whose child is still being stopped. Not counted against `--maxrooms` (yet), but their children
-   * are alive, and {@link RoomDirectory.shutdown} waits for them.
+   * are alive, and {@link RoomDirectory.shutdown} waits for them. A cluster directory keeps a room's lease until
+   * its child is gone, so that a room's name never has live children on two nodes.
    */
   readonly stopping: number;
   /**
