@@ -1,0 +1,50 @@
+import { answerApi, type RoomInfo } from "./api.ts";
+import type { Config } from "./config.ts";
+import { CONTENT_TYPE, type RoomSample, renderMetrics } from "./metrics.ts";
+import type { Room } from "./room.ts";
+import { serveStatic } from "./static.ts";
+import type { Counters } from "./stats.ts";
+
+/** A plain-text answer, for errors and refusals. */
+export function text(status: number, body: string): Response {
+  return new Response(`${body}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
+}
+
+/**
+ * The server's plain HTTP endpoints, for every request that is not a websocket upgrade: `/health`, `/metrics`
+ * (`--metrics`), `/api/` (`--api`), files (`--staticdir`), and 404 for the rest. `rooms` is the live map of the
+ * open rooms.
+ */
+export function httpRoutes(
+  config: Config,
+  rooms: ReadonlyMap<string, Room>,
+  counters: Counters,
+): (req: Request, url: URL) => Response | Promise<Response> {
+  return (req, url) => {
+    if (url.pathname === "/health") return Response.json({ status: "ok" });
+    if (config.metrics && url.pathname === "/metrics") {
+      return new Response(renderMetrics(roomSamples(rooms), counters), {
+        headers: { "content-type": CONTENT_TYPE },
+      });
+    }
+    if (config.api && url.pathname.startsWith("/api/")) {
+      return answerApi(
+        url.pathname.slice("/api/".length),
+        (name) => roomInfo(rooms.get(name)),
+        () => [...rooms.values()].map((r) => roomInfo(r) as RoomInfo),
+      );
+    }
+    if (config.staticDir !== null) return serveStatic(config.staticDir, req, url.pathname);
+    return text(404, "not found");
+  };
+}
+
+function roomInfo(room: Room | undefined): RoomInfo | undefined {
+  return room && { name: room.name, connections: room.members.size, metadata: room.metadata };
+}
+
+function* roomSamples(rooms: ReadonlyMap<string, Room>): Generator<RoomSample> {
+  for (const r of rooms.values()) {
+    yield { name: r.name, connectionsTotal: r.connectionsTotal, connectionsOpen: r.members.size };
+  }
+}
