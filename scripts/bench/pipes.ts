@@ -9,12 +9,12 @@
  *
  * Prints µs per round trip and this process's CPU µs per round trip for each.
  *
- *   bun scripts/bench-pipes.ts [round trips per run, default 20000]
+ *   bun scripts/bench/pipes.ts [round trips per run, default 20000]
  */
-import type { ExitInfo } from "../src/child/child.ts";
-import { openPipe } from "../src/child/pipes.ts";
-import { startChild } from "../src/child/start.ts";
-import { PipeWriter } from "../src/child/stdin.ts";
+import type { ExitInfo } from "../../src/child/child.ts";
+import { openPipe } from "../../src/child/pipes.ts";
+import { startChild } from "../../src/child/start.ts";
+import { PipeWriter } from "../../src/child/stdin.ts";
 
 const ROUND_TRIPS = Number(process.argv[2] ?? 20_000);
 const REPETITIONS = 3;
