@@ -2,7 +2,7 @@
 #
 # scalesocket in a scratch image: the standalone binary, the glibc loader and the four libraries it links
 # (libc, libpthread, libdl, libm), an empty /proc to mount on, and nothing else: no shell, no cat, no /etc.
-# scripts/scratch-check.ts assembles the same root filesystem with the same code and tests it without Docker.
+# scripts/ship/scratch-check.ts assembles the same root filesystem with the same code and tests it without Docker.
 #
 #   docker build -t scalesocket .
 #   docker run --rm --init -p 9000:9000 scalesocket --help
@@ -24,7 +24,7 @@ COPY tsconfig.json README.md LICENSE ./
 COPY src ./src
 COPY scripts ./scripts
 # The binary for this platform, then the image's root filesystem from it (`ldd` picks the libraries).
-RUN bun scripts/build.ts --target=host --no-archive \
+RUN bun scripts/ship/build.ts --target=host --no-archive \
  && bun scripts/ship/rootfs.ts /rootfs \
  && /rootfs/usr/local/bin/scalesocket --version
 

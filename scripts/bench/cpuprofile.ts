@@ -1,5 +1,5 @@
 /**
- * Reading a `.cpuprofile` (what `bun --cpu-prof` writes, Chrome's format) for scripts/bench-profile.ts: where the
+ * Reading a `.cpuprofile` (what `bun --cpu-prof` writes, Chrome's format) for scripts/bench/profile.ts: where the
  * JavaScript thread spent a window of time, by function, self time only.
  */
 

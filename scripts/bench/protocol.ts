@@ -1,5 +1,5 @@
 /**
- * What the orchestrator (scripts/bench.ts) asks the load generator (loadgen.ts) to do, and what it answers.
+ * What the orchestrator (scripts/bench/run.ts) asks the load generator (loadgen.ts) to do, and what it answers.
  * One JSON object per line on the load generator's stdin, one result per line on its stdout.
  */
 

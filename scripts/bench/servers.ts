@@ -51,7 +51,7 @@ function scalesocket(id: string, label: string, exe: readonly string[], json: bo
 }
 
 export const SOURCE = scalesocket("src", "scalesocket (source)", [BUN, join(ROOT, "src/main.ts")], false);
-/** The standalone binary at `path` (bench.ts compiles one from this checkout unless given one). */
+/** The standalone binary at `path` (run.ts compiles one from this checkout unless given one). */
 export const compiled = (path: string): ScalesocketSystem =>
   scalesocket("bin", "scalesocket (binary)", [path], false);
 export const jsonOf = (s: ScalesocketSystem): ScalesocketSystem =>

@@ -1,5 +1,5 @@
 /**
- * One standalone binary of scalesocket, compiled the way releases are: `npm run build` (scripts/build.ts) makes
+ * One standalone binary of scalesocket, compiled the way releases are: `npm run build` (scripts/ship/build.ts) makes
  * them in `dist/`, and the benchmark makes one for this machine from the checkout it runs in.
  */
 

@@ -1,4 +1,4 @@
-/** What `scripts/build.ts` makes of the compiled binaries: checksums, release archives, npm packages. */
+/** What `scripts/ship/build.ts` makes of the compiled binaries: checksums, release archives, npm packages. */
 import { chmod, copyFile, link, mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { basename } from "node:path";
 import type { Target } from "./targets.ts";

@@ -8,7 +8,7 @@ import { type Libc, libc } from "./libc.ts";
  *
  * Why not Bun.spawn's own `"pipe"`: Bun connects a child's stdio with unix socket pairs, and a round trip through
  * a socket pair costs both the server and the child more kernel time than through a pipe
- * (`bun scripts/bench-pipes.ts`). Sockets also break a common idiom: a script's `echo oops > /dev/stderr` (or
+ * (`bun scripts/bench/pipes.ts`). Sockets also break a common idiom: a script's `echo oops > /dev/stderr` (or
  * `> /dev/stdout`) opens `/proc/self/fd/N`, which fails for a socket (ENXIO) and works for a pipe, as it does
  * under upstream ScaleSocket and websocketd. Bun.spawn takes descriptors for stdio; we read stdout and stderr
  * with `Bun.file(fd).stream()`, and write stdin ourselves (stdin.ts) on our end, made non-blocking.

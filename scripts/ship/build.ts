@@ -15,12 +15,12 @@ import { mkdir, rm } from "node:fs/promises";
 import { isBuiltin } from "node:module";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
-import pkg from "../package.json" with { type: "json" };
-import { compileBinary } from "./ship/compile.ts";
-import { archive, type Built, stageNpm, writeChecksum, writeSums } from "./ship/release.ts";
-import { binaryPath, hostTarget, selectTargets, type Target } from "./ship/targets.ts";
+import pkg from "../../package.json" with { type: "json" };
+import { compileBinary } from "./compile.ts";
+import { archive, type Built, stageNpm, writeChecksum, writeSums } from "./release.ts";
+import { binaryPath, hostTarget, selectTargets, type Target } from "./targets.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
 const ENTRY = `${ROOT}src/main.ts`;
 
 const { values } = parseArgs({

@@ -7,22 +7,22 @@
  *   npm run bench -- --quick # every target, fewer cases and shorter runs, under 2 minutes
  *
  * Everything listens on 127.0.0.1; every process started is killed at the end. Lost or reordered messages
- * fail the run (exit code 1). See README, "Performance", for what each number means.
+ * fail the run (exit code 1). See docs/performance.md for what each number means.
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { FULL, type Plan, QUICK } from "./bench/plan.ts";
-import { type Context, runAll, STEP_IDS } from "./bench/scenarios.ts";
-import { compiled, jsonOf, runScript, type ScalesocketSystem, SOURCE } from "./bench/servers.ts";
-import { describeMachine, ensureWebsocketd, websocketdVersion } from "./bench/setup.ts";
-import { Results } from "./bench/table.ts";
-import { targets, targetsMarkdown } from "./bench/targets.ts";
-import { compileBinary } from "./ship/compile.ts";
-import { hostTarget } from "./ship/targets.ts";
+import { compileBinary } from "../ship/compile.ts";
+import { hostTarget } from "../ship/targets.ts";
+import { FULL, type Plan, QUICK } from "./plan.ts";
+import { type Context, runAll, STEP_IDS } from "./scenarios.ts";
+import { compiled, jsonOf, runScript, type ScalesocketSystem, SOURCE } from "./servers.ts";
+import { describeMachine, ensureWebsocketd, websocketdVersion } from "./setup.ts";
+import { Results } from "./table.ts";
+import { targets, targetsMarkdown } from "./targets.ts";
 
 const USAGE =
-  `usage: bun scripts/bench.ts [--quick] [--only=STEP,...] [--binary=PATH]  (steps: ${STEP_IDS.join(", ")})\n` +
+  `usage: bun scripts/bench/run.ts [--quick] [--only=STEP,...] [--binary=PATH]  (steps: ${STEP_IDS.join(", ")})\n` +
   "The binary column is a standalone binary compiled from this checkout first, or the one --binary names.";
 
 /** Where the binary compiled for this run goes; removed at the end. */

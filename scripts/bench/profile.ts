@@ -16,11 +16,11 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CpuProfile, summarize } from "./bench/cpuprofile.ts";
-import { startLoadGenerator } from "./bench/driver.ts";
-import { threadTimes } from "./bench/proc.ts";
-import type { Command, Result } from "./bench/protocol.ts";
-import { BUN, ROOT, runScript, startServer, type Workload } from "./bench/servers.ts";
+import { type CpuProfile, summarize } from "./cpuprofile.ts";
+import { startLoadGenerator } from "./driver.ts";
+import { threadTimes } from "./proc.ts";
+import type { Command, Result } from "./protocol.ts";
+import { BUN, ROOT, runScript, startServer, type Workload } from "./servers.ts";
 
 interface Scenario {
   title: string;
@@ -102,7 +102,7 @@ function echo(base: string, prefix: string, pid: number, durationMs: number): Co
 /** Where the server writes its profile; removed at the end, whatever happens. */
 let profileDir: string | null = null;
 
-const USAGE = `usage: bun scripts/bench-profile.ts ${Object.keys(SCENARIOS).join("|")} [--top=N]`;
+const USAGE = `usage: bun scripts/bench/profile.ts ${Object.keys(SCENARIOS).join("|")} [--top=N]`;
 
 const fmt = (micros: number) =>
   micros >= 10 ? micros.toFixed(0) : micros >= 1 ? micros.toFixed(1) : micros.toFixed(2);

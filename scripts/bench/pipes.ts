@@ -9,12 +9,12 @@
  *
  * Prints µs per round trip and this process's CPU µs per round trip for each.
  *
- *   bun scripts/bench-pipes.ts [round trips per run, default 20000]
+ *   bun scripts/bench/pipes.ts [round trips per run, default 20000]
  */
-import type { ExitInfo } from "../src/child/child.ts";
-import { openPipe } from "../src/child/pipes.ts";
-import { spawnWithPipes } from "../src/child/spawn.ts";
-import { byteSize } from "../src/writer.ts";
+import type { ExitInfo } from "../../src/child/child.ts";
+import { openPipe } from "../../src/child/pipes.ts";
+import { spawnWithPipes } from "../../src/child/spawn.ts";
+import { byteSize } from "../../src/writer.ts";
 
 const ROUND_TRIPS = Number(process.argv[2] ?? 20_000);
 const REPETITIONS = 3;

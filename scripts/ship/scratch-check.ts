@@ -18,17 +18,17 @@
  *
  * Needs root (namespaces, chroot), `unshare` and `chroot` (util-linux, coreutils). Uses
  * dist/scalesocket-linux-<arch>, building it if missing.
- * Usage: bun scripts/scratch-check.ts
+ * Usage: bun scripts/ship/scratch-check.ts
  */
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { assembleRootfs, IMAGE_BINARY, listTree, sharedLibraries } from "./ship/rootfs.ts";
-import { binaryPath, hostTarget } from "./ship/targets.ts";
+import { assembleRootfs, IMAGE_BINARY, listTree, sharedLibraries } from "./rootfs.ts";
+import { binaryPath, hostTarget } from "./targets.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
 /** The image's PATH and user (the Dockerfile's ENV PATH and USER). */
 const CONTAINER_PATH = "/usr/local/bin:/usr/bin:/bin";
 const CONTAINER_USER = "65534:65534";
@@ -260,7 +260,7 @@ async function main(): Promise<void> {
   const binary = join(ROOT, binaryPath(target));
   if (!existsSync(binary)) {
     console.log(`${binaryPath(target)} is missing; building it`);
-    await Bun.$`${process.execPath} ${join(ROOT, "scripts/build.ts")} --target=host --no-archive`;
+    await Bun.$`${process.execPath} ${join(ROOT, "scripts/ship/build.ts")} --target=host --no-archive`;
   }
   const rootfs = await mkdtemp(join(tmpdir(), "scalesocket-scratch-"));
   try {

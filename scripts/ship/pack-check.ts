@@ -3,15 +3,15 @@
  * Checks the npm package as users get it, without publishing: `npm pack` (which bundles through `prepack`),
  * then the tarball run by `bunx` serves `--version`, and the same package's command under plain Node fails with
  * one line saying it needs Bun (no stack trace). The same steps the release workflow runs, for `.ci/run`.
- * Usage: bun scripts/pack-check.ts
+ * Usage: bun scripts/ship/pack-check.ts
  */
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "bun";
-import pkg from "../package.json" with { type: "json" };
+import pkg from "../../package.json" with { type: "json" };
 
-const root = join(import.meta.dir, "..");
+const root = join(import.meta.dir, "../..");
 const work = await mkdtemp(join(tmpdir(), "scalesocket-pack-"));
 const fail = (why: string): never => {
   process.stderr.write(`pack-check: ${why}\n`);
