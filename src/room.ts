@@ -1,25 +1,16 @@
-import type { Server, ServerWebSocket } from "bun";
+import type { Server } from "bun";
 import type { MessageCache } from "./cache.ts";
 import { Child, type ChildEvents, type ExitInfo } from "./child/child.ts";
 import type { Spawner } from "./child/spawner.ts";
 import { stdioTransport } from "./child/stdio.ts";
 import { tcpTransport } from "./child/tcp.ts";
+import { type Client, type ClientData, closeReason } from "./client.ts";
 import type { Config } from "./config.ts";
 import { type Connection, childEnv, type ServerInfo } from "./env.ts";
 import type { ByteSplitter } from "./framing/bytesplit.ts";
 import { type ClientFraming, framingFor, type RoomOutput } from "./framing/index.ts";
 import { type Logger, type TaggedLogger, tagged } from "./log.ts";
 import type { Counters } from "./stats.ts";
-
-/** Per-connection state, carried by Bun on the websocket. */
-export interface ClientData {
-  conn: Connection;
-  room: Room | null;
-  /** Set once the client was closed for falling behind, so the sweep closes it only once. */
-  slow: boolean;
-}
-
-export type Client = ServerWebSocket<ClientData>;
 
 /** What a room needs from the server that owns it. */
 export interface RoomContext {
@@ -39,13 +30,6 @@ export interface RoomContext {
 /** Topics: a room's, and a client's own. Prefixed, so that no room name can be a client's topic. */
 const roomTopic = (name: string): string => `room:${name}`;
 const clientTopic = (id: number): string => `client:${id}`;
-
-/** Close reasons are limited to 123 bytes by RFC 6455. */
-export function closeReason(text: string): string {
-  const bytes = new TextEncoder().encode(text);
-  if (bytes.length <= 123) return text;
-  return `${new TextDecoder().decode(bytes.subarray(0, 120)).replace(/\uFFFD$/, "")}...`;
-}
 
 /**
  * A room: one child process shared by its clients. It owns the child, the members, the cache and the metadata.
@@ -109,19 +93,19 @@ export class Room implements ChildEvents, RoomOutput {
       searchPath: process.env.PATH,
       spawner: ctx.spawner,
     };
-    const timing = {
-      maxBuffer: config.maxBuffer,
-      graceMs: config.graceMs,
-      delayMs: Math.round((config.delay ?? 0) * 1000),
-    };
-    this.child = new Child(command, transport, timing, this);
+    const delayMs = Math.round((config.delay ?? 0) * 1000);
+    this.child = new Child(
+      command,
+      transport,
+      { maxBuffer: config.maxBuffer, graceMs: config.graceMs, delayMs },
+      this,
+    );
     this.child.done.then((exit) => {
       if (exit !== null) this.exited(exit);
     });
   }
 
-  // --- Clients ---------------------------------------------------------------------------------------------
-
+  // Clients.
   /** A client joins: it receives the cache, then the room's traffic; the child hears of it (`--joinmsg`). */
   join(ws: Client): void {
     ws.data.room = this;
@@ -163,8 +147,7 @@ export class Room implements ChildEvents, RoomOutput {
     return this.child.stop();
   }
 
-  // --- The child (ChildEvents) -----------------------------------------------------------------------------
-
+  // The child (ChildEvents).
   started(pid: number): void {
     this.ctx.counters.childrenSpawned++;
     const port = this.tcpPort === null ? "" : `, port ${this.tcpPort}`;
@@ -226,8 +209,7 @@ export class Room implements ChildEvents, RoomOutput {
     this.ctx.onClosed(this, this.child.done);
   }
 
-  // --- The child's messages (RoomOutput, called by the framing's reader) ---------------------------------
-
+  // The child's messages (RoomOutput, called by its framing's reader).
   broadcast(message: string | Uint8Array, tagged: boolean): void {
     this.ctx.counters.messagesFromChild++;
     if (this.ctx.server.publish(this.topic, message) <= 0) this.pressure = true;
@@ -255,8 +237,7 @@ export class Room implements ChildEvents, RoomOutput {
     return this.members.has(id);
   }
 
-  // --- Inside ----------------------------------------------------------------------------------------------
-
+  // Inside.
   /** The child for a log line: its pid, or that it is still being started. */
   private get childName(): string {
     return this.child.pid === null ? `${this.ctx.config.cmd} (still starting)` : `pid ${this.child.pid}`;

@@ -1,10 +1,12 @@
 import type { Server } from "bun";
 import picomatch from "picomatch";
+import { type ClientData, closeReason } from "./client.ts";
 import { type Config, RESERVED_ROOMS } from "./config.ts";
 import { passEnvFilter, passedEnv, remoteAddr } from "./env.ts";
+import { framingFor } from "./framing/index.ts";
 import { httpRoutes, text } from "./http.ts";
 import type { Logger } from "./log.ts";
-import { type ClientData, closeReason, Room } from "./room.ts";
+import { Room } from "./room.ts";
 import { type RoomDirectory, RoomRegistry } from "./rooms.ts";
 import { type Counters, createCounters } from "./stats.ts";
 import { VERSION } from "./version.ts";
@@ -104,7 +106,9 @@ export function serve(config: Config, log: Logger): RunningServer {
       // Past twice the cap Bun closes the socket itself; the room's sweep closes it at the cap, with a reason.
       backpressureLimit: config.maxBuffer * 2,
       closeOnBackpressureLimit: true,
-      maxPayloadLength: config.maxBuffer,
+      // What the framing adds (a newline, a header, a `_from` stamp) must still fit the child's input: a message
+      // the websocket accepts is never dropped for its size on the way to the child.
+      maxPayloadLength: config.maxBuffer - framingFor(config).client.overhead,
       open(ws) {
         const { conn } = ws.data;
         counters.connections++;
