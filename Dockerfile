@@ -28,6 +28,8 @@ RUN bun scripts/build.ts --target=host --no-archive \
  && bun scripts/ship/rootfs.ts /rootfs \
  && /rootfs/usr/local/bin/scalesocket --version
 
+# scripts/ship/container-check.ts builds this stage with `podman build --build-context build=<folder>`, the
+# folder holding a rootfs/ made by the same scripts, in place of the stage above: keep its name and /rootfs/.
 FROM scratch
 COPY --from=build /rootfs/ /
 # Children are found on PATH; --passenv's default passes it on to them.
