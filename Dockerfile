@@ -2,7 +2,7 @@
 #
 # scalesocket in a scratch image: the standalone binary, the glibc loader and the four libraries it links
 # (libc, libpthread, libdl, libm), an empty /proc to mount on, and nothing else: no shell, no cat, no /etc.
-# scripts/ship/scratch-check.ts assembles the same root filesystem with the same code and tests it without Docker.
+# scripts/ship/container-check.ts builds this file's final stage from the same root filesystem and runs it with podman.
 #
 #   docker build -t scalesocket .
 #   docker run --rm --init -p 9000:9000 scalesocket --help
@@ -28,6 +28,8 @@ RUN bun scripts/ship/build.ts --target=host --no-archive \
  && bun scripts/ship/rootfs.ts /rootfs \
  && /rootfs/usr/local/bin/scalesocket --version
 
+# scripts/ship/container-check.ts builds this stage with `podman build --build-context build=<folder>`, the
+# folder holding a rootfs/ made by the same scripts, in place of the stage above: keep its name and /rootfs/.
 FROM scratch
 COPY --from=build /rootfs/ /
 # Children are found on PATH; --passenv's default passes it on to them.

@@ -3,7 +3,7 @@
  * The root filesystem of the scratch image: the binary at /usr/local/bin/scalesocket, the shared libraries
  * `ldd` says it loads, the dynamic loader at the path the binary names for it, and an empty /proc to mount
  * on. Nothing else: no shell, no /etc, no /tmp. The Dockerfile runs this file to build the image's only
- * layer and scripts/ship/scratch-check.ts runs the same function, so the check tests what the image ships.
+ * layer and scripts/ship/container-check.ts runs the same function, so the check tests what the image ships.
  *
  * What a Bun executable needs at run time, found with strace in an empty chroot:
  * - glibc's loader and libc, libpthread, libdl, libm (for linux-x64 and linux-arm64; `ldd` lists them);
