@@ -190,3 +190,31 @@ describe("flow control", () => {
     expect(t.logs.join("")).toContain("dropped a child message of more than");
   });
 });
+
+describe("a client message at the size limit", () => {
+  test("text of exactly --maxbuffer bytes is refused at the websocket (1009); one byte less reaches the child", async () => {
+    // The newline the child needs after each message must fit too: nothing the websocket accepts is dropped later.
+    const t = start(["--maxbuffer", "4K", "cat"]);
+    const a = await TestClient.open(t.url("r"));
+    const fits = "€".repeat(1365); // 4095 bytes
+    a.send(fits);
+    expect(await a.next()).toBe(fits);
+    a.send(`${fits}x`);
+    expect((await a.waitClosed()).code).toBe(1009);
+    expect(t.server.counters.droppedToChild).toBe(0);
+  });
+
+  test("under --json the `_from` stamp is allowed for: the largest accepted object reaches the child", async () => {
+    const t = start(["--maxbuffer", "1K", "--json", "cat"]);
+    const a = await TestClient.open(t.url("r"));
+    expect(JSON.parse(await a.next()).t).toBe("Join");
+    const limit = 1024 - 20;
+    const largest = `{"p":"${"y".repeat(limit - 8)}"}`;
+    expect(largest.length).toBe(limit);
+    a.send(largest);
+    expect(JSON.parse(await a.next()).p).toHaveLength(limit - 8);
+    a.send(`{"p":"${"y".repeat(limit - 7)}"}`);
+    expect((await a.waitClosed()).code).toBe(1009);
+    expect(t.server.counters.droppedToChild).toBe(0);
+  });
+});
