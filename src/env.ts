@@ -66,8 +66,8 @@ export function childEnv(
   server: ServerInfo,
   extra: Readonly<Record<string, string>> = {},
 ): Record<string, string> {
-  // Every room that opens builds one: plain assignments, header names mapped once (in the server, with both
-  // CPUs busy, 13–19 µs → 8–10 µs per room, measured with Bun.nanoseconds around the call).
+  // Every room that opens builds one: plain assignments, header names mapped once (docs/performance.md has
+  // what this saved per room).
   const env: Record<string, string> = { ...passed };
   let host: string | null = null;
   for (const [key, value] of conn.headers) {

@@ -4,8 +4,8 @@ import { BoundedWriter, fileSink } from "./writer.ts";
 
 /**
  * consola, plus `infoLine`: an info line formatted and written straight out. consola's own path (a log object,
- * its spread, the throttle's JSON.stringify) costs some 7 µs more per line in a busy server, and every connection
- * logs three info lines. The lines consola folds when they repeat (a child's stderr, warnings) still go through it.
+ * its spread, the throttle's JSON.stringify) costs several times more per line, and every connection logs three
+ * info lines. The lines consola folds when they repeat (a child's stderr, warnings) still go through it.
  */
 export type Logger = ConsolaInstance & {
   readonly infoLine: (message: string, tag?: string) => void;
@@ -81,7 +81,7 @@ export function boundedLineWriter(
 
 /**
  * Writes log lines to stderr through Bun's own file writer: `process.stderr` would load Node's stream machinery
- * on first use, some 3 ms of start-up before the first log line.
+ * on first use, milliseconds of start-up before the first log line.
  */
 function stderrLine(): (line: string) => void {
   const lines = boundedLineWriter(Bun.stderr.writer());
@@ -122,8 +122,8 @@ export interface TaggedLogger {
 }
 
 /**
- * Tags every line with `tag`, for a room. Cheaper than consola's `withTag`, which builds a whole logger
- * (some 20 µs, paid by every room that opens).
+ * Tags every line with `tag`, for a room. Cheaper than consola's `withTag`, which builds a whole logger, paid by
+ * every room that opens.
  */
 export function tagged(logger: Logger, tag: string): TaggedLogger {
   return {

@@ -66,8 +66,7 @@ function load(): Libc | null {
 /**
  * Sends `signal` to the process group `pgid`; false when the group is gone (or may not be signalled). Through
  * libc where it is loaded: `process.kill` says a group is gone by throwing, and a room that closes asks once its
- * child is usually gone already. Timed in the server under churn (alternate rooms of one run): 10.5-10.9 us per
- * room with process.kill and its error, 1.2-2.2 us through libc.
+ * child is usually gone already; the throw costs several times the call (docs/performance.md).
  */
 export function killGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   const sys = libc();

@@ -3,8 +3,8 @@ import type { ExitInfo, ProcessStarter, StartedProcess } from "./link.ts";
 /**
  * Starts children on a worker thread instead of the server's event loop.
  *
- * Bun.spawn holds the thread that calls it until the child has exec'd (it uses vfork): 0.3–0.6 ms measured here,
- * more when both CPUs are busy, and on the main thread no websocket of any room moves meanwhile. Websocketd's Go
+ * Bun.spawn holds the thread that calls it until the child has exec'd (it uses vfork), longer when both CPUs are
+ * busy, and on the main thread no websocket of any room moves meanwhile. Websocketd's Go
  * runtime blocks only the goroutine that spawns. Done here, a room that opens costs the other rooms only the
  * message to the worker. The child's stdio are pipes the server made (pipes.ts), so the worker only needs their
  * numbers: reading and writing stay on the main thread.
