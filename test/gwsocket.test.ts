@@ -168,11 +168,11 @@ describe("GwsocketParser: well-formed streams", () => {
     expect(new TextDecoder().decode(got[0])).toBe("keep");
   });
 
-  test("many small frames stream through in linear time", () => {
+  // How fast this runs is a benchmark's question (npm run bench), not a test's: here, that none is lost.
+  test("50,000 small frames in 64 KiB chunks are all delivered", () => {
     const one = encodeFrame(1, 1, "x");
     const stream = new Uint8Array(one.length * 50_000);
     for (let i = 0; i < 50_000; i++) stream.set(one, i * one.length);
-    const started = performance.now();
     let count = 0;
     const parser = new GwsocketParser(
       16,
@@ -181,7 +181,6 @@ describe("GwsocketParser: well-formed streams", () => {
     );
     for (let pos = 0; pos < stream.length; pos += 65536) parser.push(stream.subarray(pos, pos + 65536));
     expect(count).toBe(50_000);
-    expect(performance.now() - started).toBeLessThan(1000);
   });
 });
 

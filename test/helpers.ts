@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import type { Subprocess } from "bun";
 import { resolveConfig } from "../src/cli.ts";
 import type { Config } from "../src/config.ts";
 import { createLogger } from "../src/log.ts";
@@ -33,20 +34,30 @@ const running = new Set<RunningServer>();
  * `--addr`). Logs are collected in `logs`. Stop it with {@link stopAll} in `afterEach`.
  */
 export function start(argv: string[], overrides: Partial<Config> = {}): TestServer {
-  const config = { ...resolveConfig(["--addr", "127.0.0.1:0", "--grace", "0.5", ...argv]), ...overrides };
+  // A test that is about --addr gives its own; every other listens on a free loopback port.
+  const addr = argv.includes("--addr") ? [] : ["--addr", "127.0.0.1:0"];
+  const config = { ...resolveConfig([...addr, "--grace", "0.5", ...argv]), ...overrides };
   const logs: string[] = [];
   const server = serve(
     config,
     createLogger(config.log, 2, (line) => void logs.push(line)),
   );
   running.add(server);
+  const host = hostForUrl(config.hostname);
   return {
     server,
     config,
     logs,
-    url: (room) => `ws://127.0.0.1:${server.port}/${room}`,
-    http: (path) => `http://127.0.0.1:${server.port}${path}`,
+    url: (room) => `ws://${host}:${server.port}/${room}`,
+    http: (path) => `http://${host}:${server.port}${path}`,
   };
+}
+
+/** The host to reach a server bound to `hostname`: a wildcard is reached on loopback, IPv6 goes in brackets. */
+function hostForUrl(hostname: string): string {
+  if (hostname === "0.0.0.0") return "127.0.0.1";
+  if (hostname === "::") return "[::1]";
+  return hostname.includes(":") ? `[${hostname}]` : hostname;
 }
 
 export async function stopAll(): Promise<void> {
@@ -149,15 +160,20 @@ export class TestClient {
 
 /** The HTTP status a websocket upgrade of `url` gets, for upgrades the server refuses. */
 export async function upgradeStatus(url: string): Promise<number> {
-  const res = await fetch(url.replace(/^ws/, "http"), {
-    headers: {
-      Connection: "Upgrade",
-      Upgrade: "websocket",
-      "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-      "Sec-WebSocket-Version": "13",
-    },
-  });
-  await res.arrayBuffer();
+  const res = await within(
+    fetch(url.replace(/^ws/, "http"), {
+      headers: {
+        Connection: "Upgrade",
+        Upgrade: "websocket",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+      },
+    }),
+    `the answer to an upgrade of ${url}`,
+  );
+  // An upgrade the server accepted never ends its body: the status is all a refusal test needs.
+  if (res.status === 101) return 101;
+  await within(res.arrayBuffer(), `the body of the answer to ${url}`);
   return res.status;
 }
 
@@ -186,4 +202,142 @@ export async function until(check: () => boolean, what: string, ms = WAIT_MS): P
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await Bun.sleep(10);
   }
+}
+
+/** Like {@link until}, for a check that must await something (an HTTP answer). Bounded. */
+export async function untilAsync(check: () => Promise<boolean>, what: string, ms = WAIT_MS): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    if (await within(check(), what, left)) return;
+    await Bun.sleep(10);
+  }
+}
+
+/** The server's `/metrics` text, checked to be OpenMetrics. */
+export async function metrics(t: TestServer): Promise<string> {
+  const res = await within(fetch(t.http("/metrics")), "/metrics");
+  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
+  const type = res.headers.get("content-type");
+  if (type !== "application/openmetrics-text; version=1.0.0; charset=utf-8")
+    throw new Error(`/metrics has content type ${type}`);
+  return res.text();
+}
+
+/** The value of one sample line (`name{labels}`) of a `/metrics` text, or undefined when the series is absent. */
+export function sample(text: string, series: string): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+/** Waits until one `/metrics` sample has the value `value`: for counters that move after the event a test saw. */
+export async function untilSample(t: TestServer, series: string, value: number, ms = WAIT_MS): Promise<void> {
+  let last: number | undefined;
+  await untilAsync(
+    async () => {
+      last = sample(await metrics(t), series);
+      return last === value;
+    },
+    `${series} to be ${value}`,
+    ms,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message} (last seen: ${last})`);
+  });
+}
+
+/** A server run as its own process, with its log (stderr) collected as it arrives. */
+export interface ServerProcess {
+  proc: Subprocess<"ignore", "ignore", "pipe">;
+  port: number;
+  /** Everything it logged so far. */
+  log(): string;
+  /** Waits (bounded, and ending if the process exits) until the log matches `pattern`; returns the match. */
+  waitLog(pattern: RegExp, ms?: number): Promise<RegExpExecArray>;
+}
+
+const spawned = new Set<Subprocess>();
+
+/**
+ * Runs a server process (`argv` is the whole command, e.g. `[bun, "src/main.ts", ...flags]`) and waits for its
+ * `listening on HOST:PORT` line to learn the port; bounded, and failing at once if the process exits first.
+ * Kill what is left with {@link killSpawned} in `afterEach`.
+ */
+export async function spawnServer(
+  argv: string[],
+  opts: { cwd?: string; env?: Record<string, string | undefined> } = {},
+): Promise<ServerProcess> {
+  const proc = Bun.spawn(argv, {
+    cwd: opts.cwd,
+    env: opts.env ?? { ...process.env, NO_COLOR: "1" },
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "pipe",
+  });
+  spawned.add(proc);
+  let text = "";
+  const waiters = new Set<() => void>();
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of proc.stderr) {
+      text += decoder.decode(chunk, { stream: true });
+      for (const wake of waiters) wake();
+    }
+  })();
+  const waitLog = async (pattern: RegExp, ms = WAIT_MS): Promise<RegExpExecArray> => {
+    const found = pattern.exec(text);
+    if (found) return found;
+    let wake = () => {};
+    const match = new Promise<RegExpExecArray>((resolve) => {
+      wake = () => {
+        const m = pattern.exec(text);
+        if (m) resolve(m);
+      };
+      waiters.add(wake);
+    });
+    // Its last lines may still be in the pipe when it exits: read them before saying it never logged it.
+    const ended = proc.exited
+      .then(() => reading)
+      .then(() => {
+        const m = pattern.exec(text);
+        if (m) return m;
+        throw new Error(`the server exited (${proc.exitCode}) without logging ${pattern}: ${text}`);
+      });
+    try {
+      return await within(Promise.race([match, ended]), `${pattern} in the log`, ms);
+    } finally {
+      waiters.delete(wake);
+    }
+  };
+  const listening = await waitLog(/listening on (?:\S+):(\d+),/);
+  return { proc, port: Number(listening[1]), log: () => text, waitLog };
+}
+
+/** Kills (SIGKILL) every process {@link spawnServer} started and waits, bounded, for them to be gone. */
+export async function killSpawned(): Promise<void> {
+  const all = [...spawned];
+  spawned.clear();
+  for (const p of all) p.kill("SIGKILL");
+  await within(Promise.all(all.map((p) => p.exited)), "spawned servers to exit");
+}
+
+/** A free port range of `n` ports on 127.0.0.1, found by asking the system for ports and keeping them adjacent. */
+export async function freePorts(n: number): Promise<[number, number]> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const first = probe.port;
+    probe.stop(true);
+    if (first + n - 1 > 65535) continue;
+    const held: { stop(closeActive?: boolean): void }[] = [];
+    try {
+      for (let p = first; p < first + n; p++)
+        held.push(Bun.listen({ hostname: "127.0.0.1", port: p, socket: { data() {} } }));
+      return [first, first + n - 1];
+    } catch {
+      // one of them is taken: try another base
+    } finally {
+      for (const h of held) h.stop(true);
+    }
+  }
+  throw new Error("no free port range");
 }

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { LogObject } from "consola/core";
 import type { LogFormat } from "../src/config.ts";
 import { boundedLineWriter, createLogger, formatLine, tagged } from "../src/log.ts";
-import { until } from "./helpers.ts";
+import { until, within } from "./helpers.ts";
 
 const DATE = new Date("2024-05-06T07:08:09.010Z");
 
@@ -214,7 +214,7 @@ describe("boundedLineWriter", () => {
       "the note",
     );
     reader.stdin.end();
-    await reader.exited;
+    await within(reader.exited, "the reader to exit");
     const text = readFileSync(file, "utf8");
     const kept = text.split("\n").filter((l) => l.startsWith("x")).length;
     const dropped = Number(/WARN {2}(\d+) log line\(s\) dropped/.exec(text)?.[1]);

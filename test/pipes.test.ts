@@ -2,7 +2,17 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FIXTURES, start, stopAll, TestClient, until, within } from "./helpers.ts";
+import {
+  FIXTURES,
+  metrics,
+  sample,
+  start,
+  stopAll,
+  TestClient,
+  until,
+  untilSample,
+  within,
+} from "./helpers.ts";
 
 afterEach(stopAll);
 
@@ -84,36 +94,35 @@ describe.each([
     for (let i = 0; i < 50; i++) expect(await c.next()).toBe(`line ${i}`);
   });
 
-  // The child reads as soon as anything arrives, so each write wakes it: measured here, 61–85 reads for the
-  // thousand messages when each was written by itself, 2 with one write per event-loop turn.
+  // Whether a burst costs the child few reads (one write per event-loop turn) depends on scheduling, so it is
+  // measured by the benchmarks (npm run bench), not asserted here: here, that every byte arrives in order.
   test.each([
     ["text", [], "lines", (i: number): string | Uint8Array => `m${i}`],
     ["binary", ["--binary"], "bytes", (i: number): string | Uint8Array => new TextEncoder().encode(`m${i}`)],
   ] as const)(
-    "a burst of %s messages reaches the child in a few writes, in order",
+    "a burst of 1000 %s messages reaches the child whole and in order",
     async (_, flags, mode, message) => {
       const s = start([...flags, "python3", "--", `${FIXTURES}reads.py`, "1000", mode], { osPipes });
       const c = await TestClient.open(s.url("burst"));
       expect((await c.next()).trim()).toBe("ready");
       for (let i = 0; i < 1000; i++) c.send(message(i));
-      const [, reads, verdict] = (await c.next()).trim().split(" ");
+      const [, , verdict] = (await c.next()).trim().split(" ");
       expect(verdict).toBe("ok");
-      expect(Number(reads)).toBeLessThan(20);
     },
   );
 
   test("messages sent while the child's stdin pipe is full all reach it, in order, once it reads", async () => {
     const go = join(mkdtempSync(join(tmpdir(), "ss-pipes-")), "go");
     const child = `echo ready; while [ ! -e ${go} ]; do sleep 0.01; done; exec cat`;
-    const s = start(["sh", "--", "-c", child], { osPipes });
+    const s = start(["--metrics", "sh", "--", "-c", child], { osPipes });
     const c = await TestClient.open(s.url("full"));
     expect(await c.next()).toBe("ready");
     // 400 KiB: several times what a pipe holds (64 KiB), far below --maxbuffer (4 MiB).
     const line = (i: number) => `${String(i).padStart(6, "0")} ${"x".repeat(1016)}`;
     for (let i = 0; i < 400; i++) c.send(line(i));
     // Only once the server took them all (most waiting behind the full pipe) may the child start reading.
-    await until(() => s.server.counters.messagesToChild >= 400, "the server to take every message");
-    expect(s.server.counters.droppedToChild).toBe(0);
+    await untilSample(s, 'scalesocket_messages_total{direction="client_to_child"}', 400);
+    expect(sample(await metrics(s), 'scalesocket_messages_dropped_total{reason="child_stdin_full"}')).toBe(0);
     writeFileSync(go, "");
     await c.waitFor(401);
     for (let i = 0; i < 400; i++) expect(await c.next()).toBe(line(i));

@@ -1,19 +1,49 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { FIXTURES, start, stopAll, TestClient, until, upgradeStatus } from "./helpers.ts";
+import net from "node:net";
+import {
+  FIXTURES,
+  metrics,
+  sample,
+  start,
+  stopAll,
+  TestClient,
+  until,
+  untilSample,
+  upgradeStatus,
+  within,
+} from "./helpers.ts";
 
 afterEach(stopAll);
 
-async function metrics(t: ReturnType<typeof start>): Promise<string> {
-  const res = await fetch(t.http("/metrics"));
-  expect(res.status).toBe(200);
-  expect(res.headers.get("content-type")).toBe("application/openmetrics-text; version=1.0.0; charset=utf-8");
-  return res.text();
-}
-
-/** The value of one sample line, or undefined when the series is absent. */
-function sample(text: string, series: string): number | undefined {
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+/** A raw TCP connection to the server, with a bounded wait for what it has received so far to satisfy a check. */
+async function rawSocket(
+  port: number,
+): Promise<{ sock: net.Socket; until: (check: (text: string) => boolean) => Promise<string> }> {
+  const sock = net.connect(port, "127.0.0.1");
+  await within(new Promise((resolve) => sock.once("connect", resolve)), "raw connect");
+  let text = "";
+  const waiters = new Set<() => void>();
+  const wake = () => {
+    for (const w of waiters) w();
+  };
+  sock.on("data", (d: Buffer) => {
+    text += d.toString("latin1");
+    wake();
+  });
+  sock.on("close", wake);
+  const until = (check: (text: string) => boolean): Promise<string> => {
+    let waiter = () => {};
+    const found = new Promise<string>((resolve, reject) => {
+      waiter = () => {
+        if (check(text)) resolve(text);
+        else if (sock.destroyed) reject(new Error(`connection closed; received: ${JSON.stringify(text)}`));
+      };
+      waiters.add(waiter);
+      waiter();
+    });
+    return within(found, "an answer on a raw socket").finally(() => waiters.delete(waiter));
+  };
+  return { sock, until };
 }
 
 async function api(
@@ -70,7 +100,7 @@ describe("--metrics", () => {
     a.send('{"n":1}');
     expect(await a.next()).toBe('bye {"_from":1,"n":1}');
     await a.waitClosed();
-    await until(() => t.server.counters.childrenExitedNonZero === 1, "the exit to be counted");
+    await untilSample(t, 'scalesocket_children_exited_total{how="code_nonzero"}', 1);
     const text = await metrics(t);
     expect(sample(text, 'scalesocket_messages_total{direction="client_to_child"}')).toBe(1);
     expect(sample(text, 'scalesocket_messages_total{direction="child_to_room"}')).toBe(1);
@@ -83,6 +113,69 @@ describe("--metrics", () => {
     expect(sample(text, 'scalesocket_messages_dropped_total{reason="invalid_client_message"}')).toBe(1);
     expect(sample(text, 'scalesocket_children_exited_total{how="code_nonzero"}')).toBe(1);
     expect(sample(text, "scalesocket_rooms_open")).toBe(0);
+  });
+
+  test("connections, refusals, spawn failures, exits by how and drops by reason are read from /metrics", async () => {
+    // Each room's child does what its client asks: exit 0, exit 3, die by SIGKILL, or print a line too long.
+    const script = [
+      "while read -r l; do case $l in",
+      "*exit0*) exit 0;; *exit3*) exit 3;; *kill*) kill -KILL $$;;",
+      "*big*) head -c 5000 /dev/zero | tr '\\0' a; echo; echo after;;",
+      "esac; done",
+    ].join(" ");
+    const t = start([
+      "--metrics",
+      "--clientframe=json",
+      "--maxbuffer",
+      "4K",
+      "--rooms",
+      "r*",
+      "sh",
+      "--",
+      "-c",
+      script,
+    ]);
+    expect(await upgradeStatus(t.url("api"))).toBe(400);
+    expect(await upgradeStatus(t.url("other"))).toBe(400);
+    for (const [room, order, code] of [
+      ["r0", "exit0", 1000],
+      ["r3", "exit3", 1011],
+      ["rk", "kill", 1011],
+    ] as const) {
+      const c = await TestClient.open(t.url(room));
+      c.send(JSON.stringify({ order }));
+      expect((await c.waitClosed()).code).toBe(code);
+    }
+    const big = await TestClient.open(t.url("rb"));
+    big.send("not json");
+    big.send('{"order":"big"}');
+    expect(await big.next()).toBe("after");
+
+    await untilSample(t, 'scalesocket_children_exited_total{how="signal"}', 1);
+    const text = await metrics(t);
+    expect(sample(text, "scalesocket_connections_total")).toBe(4);
+    expect(sample(text, "scalesocket_connections_refused_total")).toBe(2);
+    expect(sample(text, "scalesocket_children_spawned_total")).toBe(4);
+    expect(sample(text, "scalesocket_children_spawn_failures_total")).toBe(0);
+    expect(sample(text, 'scalesocket_children_exited_total{how="code_zero"}')).toBe(1);
+    expect(sample(text, 'scalesocket_children_exited_total{how="code_nonzero"}')).toBe(1);
+    expect(sample(text, 'scalesocket_messages_dropped_total{reason="invalid_client_message"}')).toBe(1);
+    expect(sample(text, 'scalesocket_messages_dropped_total{reason="bad_child_message"}')).toBe(1);
+    expect(sample(text, 'scalesocket_messages_dropped_total{reason="child_stdin_full"}')).toBe(0);
+    expect(sample(text, "scalesocket_slow_clients_closed_total")).toBe(0);
+    expect(sample(text, "scalesocket_rooms_open")).toBe(1);
+  });
+
+  test("a command that cannot be started counts as a spawn failure in /metrics", async () => {
+    const t = start(["--metrics", "no-such-command-scalesocket"]);
+    for (const room of ["a", "b"]) {
+      const c = new TestClient(t.url(room));
+      expect((await c.waitClosed()).code).toBe(1011);
+    }
+    const text = await metrics(t);
+    expect(sample(text, "scalesocket_children_spawn_failures_total")).toBe(2);
+    expect(sample(text, "scalesocket_children_spawned_total")).toBe(0);
+    expect(sample(text, "scalesocket_connections_total")).toBe(2);
   });
 
   test("room label values are escaped", async () => {
@@ -261,7 +354,8 @@ describe("--cache", () => {
       c.send(`${i}${line}`);
       await c.next();
       c.close();
-      await until(() => !t.server.rooms.has(`room${i}`), `room${i} to close`);
+      // Logged once the child is gone, after the room closed and its cache was kept.
+      await until(() => t.logs.some((l) => l.includes(`[room${i}] stopped cat`)), `room${i} to close`);
     }
     // 20 caches of ~900 bytes against 16 KiB: the first ones were dropped, the last ones kept.
     const first = await TestClient.open(t.url("room0"));
@@ -286,7 +380,7 @@ describe("--rooms and --maxrooms", () => {
     game.send("b");
     expect(await lobby.next()).toBe("a");
     expect(await game.next()).toBe("b");
-    expect(t.server.counters.refused).toBe(3);
+    expect(t.logs.filter((l) => l.includes("is not allowed (--rooms)"))).toHaveLength(3);
   });
 
   test("--maxrooms refuses a new room while full, admits existing rooms, and recovers when one closes", async () => {
@@ -303,6 +397,36 @@ describe("--rooms and --maxrooms", () => {
     const three = await TestClient.open(t.url("three"));
     three.send("ok");
     expect(await three.next()).toBe("ok");
+  });
+
+  test("a burst of upgrades for new rooms opens at most --maxrooms; the rest get 503 or 1013 with the reason", async () => {
+    // Raw sockets, all connected first and then sent their upgrades in one go, so the server reads them together.
+    // Bun runs `open` inside `upgrade`, so today each extra one is refused at upgrade time (503); a server that
+    // checked only at open would close them there (1013). Either way no more rooms open than allowed.
+    const t = start(["--metrics", "--api", "--maxrooms", "2", "cat"]);
+    const raws = await Promise.all(Array.from({ length: 8 }, () => rawSocket(t.server.port)));
+    for (const [i, raw] of raws.entries()) {
+      raw.sock.write(
+        `GET /room${i} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+      );
+    }
+    await untilSample(t, "scalesocket_connections_refused_total", 6);
+    expect(sample(await metrics(t), "scalesocket_rooms_open")).toBe(2);
+    const open = ((await (await fetch(t.http("/api/rooms"))).json()) as { name: string }[]).map(
+      (r) => r.name,
+    );
+    const reason = "too many rooms: at most 2 (--maxrooms)";
+    const closeFrame = `\x88${String.fromCharCode(2 + reason.length)}\x03\xf5${reason}`; // 1013 = 0x03f5
+    for (const [i, raw] of raws.entries()) {
+      if (open.includes(`room${i}`)) {
+        expect(await raw.until((text) => text.includes("\r\n\r\n"))).toStartWith("HTTP/1.1 101");
+        continue;
+      }
+      const text = await raw.until((text) => text.endsWith(`${reason}\n`) || text.includes(closeFrame));
+      expect(text.startsWith("HTTP/1.1 503") || text.startsWith("HTTP/1.1 101")).toBe(true);
+    }
+    for (const raw of raws) raw.sock.destroy();
   });
 
   test("--maxforks is the old name of --maxrooms", async () => {

@@ -155,6 +155,13 @@ describe("rooms", () => {
     expect((await c.waitClosed()).code).toBe(1011);
   });
 
+  test("a child killed by a signal closes its clients with 1011 and says which signal", async () => {
+    const t = start(["sh", "--", "-c", "read -r line; kill -KILL $$"]);
+    const a = await TestClient.open(t.url("r"));
+    a.send("die");
+    expect(await a.waitClosed()).toEqual({ code: 1011, reason: "sh was killed by SIGKILL" });
+  });
+
   test("exit code 0 closes with 1000", async () => {
     const t = start([`${FIXTURES}exit-after-line.sh`, "--", "0"]);
     const a = await TestClient.open(t.url("r"));
@@ -257,6 +264,21 @@ describe("JSON framing", () => {
     expect(await b.next()).toBe('{"_from":1,"public":1}');
     expect(await a.next()).toBe('{"_from":1,"public":1}');
     expect(await c.next()).toBe('{"_from":1,"public":1}');
+  });
+
+  test("a child's _to aimed at a client of another room is dropped", async () => {
+    // IDs are server-wide, so a child can name a client of another room; it must reach only its own members.
+    const t = start(["--serverframe=json", "cat"]);
+    const a = await TestClient.open(t.url("A"));
+    const b = await TestClient.open(t.url("B"));
+    // Room A's child prints a line for client 2 (in room B), then one for client 1 (its own).
+    a.send('{"_to":2,"leak":1}');
+    a.send('{"_to":1,"done":1}');
+    expect(await a.next()).toBe('{"_to":1,"done":1}');
+    // The line for client 2 was handled before a's, so anything it sent to b is ahead of b's own next line.
+    b.send('{"_to":2,"mine":1}');
+    expect(await b.next()).toBe('{"_to":2,"mine":1}');
+    expect(b.received).toEqual(['{"_to":2,"mine":1}']);
   });
 
   test("a room named like a client's own topic shares nothing with that client", async () => {

@@ -1,51 +1,41 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { alive, FIXTURES, TestClient, until, within } from "./helpers.ts";
+import {
+  alive,
+  FIXTURES,
+  freePorts,
+  killSpawned,
+  type ServerProcess,
+  spawnServer,
+  start,
+  stopAll,
+  TestClient,
+  until,
+  upgradeStatus,
+  within,
+} from "./helpers.ts";
 
 const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
 const procs: Subprocess[] = [];
 
-afterEach(() => {
+afterEach(async () => {
   for (const p of procs.splice(0)) p.kill("SIGKILL");
+  await killSpawned();
+  await stopAll();
 });
 
-/** Runs the real CLI in its own process and waits for its "listening on" log line to learn the port. */
-async function runServer(
-  argv: string[],
-): Promise<{ proc: Subprocess<"ignore", "pipe", "pipe">; port: number; stderr: () => string }> {
-  const proc = Bun.spawn([process.execPath, MAIN, "--addr", "127.0.0.1:0", "--grace", "0.5", ...argv], {
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    env: { ...process.env, NO_COLOR: "1" },
-  });
-  procs.push(proc);
-  let text = "";
-  const decoder = new TextDecoder();
-  const reader = proc.stderr.getReader();
-  let port = 0;
-  const reading = (async () => {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      text += decoder.decode(value, { stream: true });
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(text);
-      if (m && port === 0) port = Number(m[1]);
-    }
-  })();
-  await within(
-    (async () => {
-      while (port === 0) await Promise.race([reading, Bun.sleep(10)]);
-    })(),
-    "the server to listen",
-  );
-  return { proc, port, stderr: () => text };
+/** Runs the real CLI in its own process; resolves once it listens (see spawnServer). */
+function runServer(argv: string[]): Promise<ServerProcess> {
+  return spawnServer([process.execPath, MAIN, "--addr", "127.0.0.1:0", "--grace", "0.5", ...argv]);
 }
 
 describe("shutdown", () => {
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     test(`${signal} closes clients, stops every child and its group, and exits 0`, async () => {
-      const { proc, port, stderr } = await runServer([`${FIXTURES}grandchild.sh`]);
+      const { proc, port, log } = await runServer([`${FIXTURES}grandchild.sh`]);
       const a = await TestClient.open(`ws://127.0.0.1:${port}/one`);
       const b = await TestClient.open(`ws://127.0.0.1:${port}/two`);
       const pids = [...(await a.next()).split(" ").slice(1), ...(await b.next()).split(" ").slice(1)].map(
@@ -56,11 +46,79 @@ describe("shutdown", () => {
       expect(await a.waitClosed()).toEqual({ code: 1001, reason: "server shutting down" });
       expect((await b.waitClosed()).code).toBe(1001);
       expect(await within(proc.exited, "the server to exit")).toBe(0);
-      // The server waited for them: by the time it exited, children and grandchildren were gone.
-      await until(() => !pids.some(alive), "every child and grandchild to be gone", 1000);
-      expect(stderr()).toContain(`${signal}: closing clients and stopping children`);
+      // The server waited for its children; the grandchildren got SIGKILL with their group, which the kernel
+      // carries out on its own schedule, so they are polled for (bounded) rather than given a time limit.
+      await until(() => !pids.some(alive), "every child and grandchild to be gone");
+      expect(log()).toContain(`${signal}: closing clients and stopping children`);
     });
   }
+
+  test("new connections are refused with 503 while the server shuts down", async () => {
+    // The child ignores EOF and SIGTERM until the test lets it go, so the shutdown is held open on cue.
+    const go = join(mkdtempSync(join(tmpdir(), "ss-shutdown-")), "go");
+    const child = `trap '' TERM; echo ready; while [ ! -e ${go} ]; do sleep 0.01; done`;
+    const t = start(["sh", "--", "-c", child], { graceMs: 60_000 });
+    const a = await TestClient.open(t.url("r"));
+    expect(await a.next()).toBe("ready");
+    const stopped = t.server.stop();
+    expect(await a.waitClosed()).toEqual({ code: 1001, reason: "server shutting down" });
+    expect(await upgradeStatus(t.url("r"))).toBe(503);
+    expect(await upgradeStatus(t.url("new"))).toBe(503);
+    expect(t.logs.join("")).toContain("refused a websocket: server is shutting down");
+    writeFileSync(go, "");
+    await within(stopped, "the shutdown to finish once the child exits");
+  });
+
+  test("SIGTERM with rooms over --tcp, attached or still in their --delay, and stdio rooms in their --delay", async () => {
+    const [lo, hi] = await freePorts(2);
+    const tcp = ["--tcp", "--tcpports", `${lo}:${hi}`];
+    const cases = [
+      { name: "tcp attached", argv: [...tcp, "--delay", "0", `${FIXTURES}tcp-echo.py`], attached: true },
+      { name: "tcp in delay", argv: [...tcp, "--delay", "60", `${FIXTURES}tcp-echo.py`], attached: false },
+      { name: "stdio in delay", argv: ["--delay", "60", `${FIXTURES}pid.sh`], attached: false },
+    ];
+    for (const { name, argv, attached } of cases) {
+      const s = await runServer(argv);
+      const a = await TestClient.open(`ws://127.0.0.1:${s.port}/r`);
+      const pid = Number((await s.waitLog(/\[r\] started \S+ \(pid (\d+)/))[1]);
+      if (attached) {
+        a.send("hi");
+        expect(await a.next()).toBe("echo: hi");
+      }
+      s.proc.kill("SIGTERM");
+      expect({ name, close: await a.waitClosed() }).toEqual({
+        name,
+        close: { code: 1001, reason: "server shutting down" },
+      });
+      expect({ name, code: await within(s.proc.exited, `${name}: the server to exit`) }).toEqual({
+        name,
+        code: 0,
+      });
+      await until(() => !alive(pid), `${name}: the child to be gone`);
+    }
+  });
+
+  test("-v and -vv log debug lines (a dropped invalid JSON message); without them there are none", async () => {
+    for (const [flags, shown] of [
+      [[], false],
+      [["-v"], true],
+      [["-vv"], true],
+      [["-v", "-v"], true],
+    ] as const) {
+      const s = await runServer([...flags, "--frame=json", "cat"]);
+      const a = await TestClient.open(`ws://127.0.0.1:${s.port}/r`);
+      a.send("not json");
+      a.send('{"n":1}');
+      expect(await a.next()).toBe('{"_from":1,"n":1}');
+      a.close();
+      // An info line logged after the message was dropped: everything before it is in the log by then.
+      await s.waitLog(/\[r\] stopped cat/);
+      const line = /DEBUG \[r\] dropped a message from client 1 that is not a JSON object/;
+      expect({ flags, debug: line.test(s.log()) }).toEqual({ flags, debug: shown });
+      s.proc.kill("SIGTERM");
+      expect(await within(s.proc.exited, "the server to exit")).toBe(0);
+    }
+  });
 
   test("a bad flag exits 2 before binding anything", async () => {
     const proc = Bun.spawn([process.execPath, MAIN, "--addr", "127.0.0.1:0", "--frame=xml", "cat"], {

