@@ -3,9 +3,9 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LogObject } from "consola/core";
-import type { LogFormat } from "../src/config.ts";
-import { boundedLineWriter, createLogger, formatLine, tagged } from "../src/log.ts";
-import { until, within } from "./helpers.ts";
+import type { LogFormat } from "../../src/config.ts";
+import { boundedLineWriter, createLogger, formatLine, tagged } from "../../src/log.ts";
+import { until, within } from "../helpers.ts";
 
 const DATE = new Date("2024-05-06T07:08:09.010Z");
 

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { metrics, sample, start, stopAll, TestClient, upgradeStatus, within } from "./helpers.ts";
+import { metrics, sample, start, stopAll, TestClient, upgradeStatus, within } from "../helpers.ts";
 
 afterEach(stopAll);
 

@@ -7,11 +7,11 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pkg from "../package.json" with { type: "json" };
-import { binaryPath, hostTarget } from "../scripts/ship/targets.ts";
-import { killSpawned, spawnServer, TestClient, WAIT_MS, within } from "./helpers.ts";
+import pkg from "../../package.json" with { type: "json" };
+import { binaryPath, hostTarget } from "../../scripts/ship/targets.ts";
+import { killSpawned, spawnServer, TestClient, WAIT_MS, within } from "../helpers.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
 const BINARY = join(ROOT, binaryPath(hostTarget()));
 const BUILT = existsSync(BINARY);
 if (!BUILT) {

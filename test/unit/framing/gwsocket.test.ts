@@ -6,7 +6,7 @@ import {
   FrameType,
   GwsocketParser,
   HEADER_SIZE,
-} from "../src/framing/gwsocket.ts";
+} from "../../../src/framing/gwsocket.ts";
 
 interface Frame {
   id: number;

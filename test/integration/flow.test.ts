@@ -12,7 +12,7 @@ import {
   untilSample,
   WAIT_MS,
   within,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 afterEach(stopAll);
 

@@ -7,7 +7,7 @@ import {
   passedEnv,
   remoteAddr,
   type ServerInfo,
-} from "../src/env.ts";
+} from "../../src/env.ts";
 
 function conn(over: Partial<Connection> = {}): Connection {
   return {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { killGroup, libc } from "../src/child/libc.ts";
-import { alive, until, within } from "./helpers.ts";
+import { killGroup, libc } from "../../../src/child/libc.ts";
+import { alive, until, within } from "../../helpers.ts";
 
 const started: number[] = [];
 afterEach(() => {

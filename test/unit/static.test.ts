@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { resolveStaticPath, serveStatic } from "../src/static.ts";
+import { resolveStaticPath, serveStatic } from "../../src/static.ts";
 
 /*
  * BASE/

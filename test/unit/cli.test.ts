@@ -2,9 +2,9 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pkg from "../package.json" with { type: "json" };
-import { helpText, prescan, resolveCli, resolveConfig, USAGE, UsageError } from "../src/cli.ts";
-import type { Config } from "../src/config.ts";
+import pkg from "../../package.json" with { type: "json" };
+import { helpText, prescan, resolveCli, resolveConfig, USAGE, UsageError } from "../../src/cli.ts";
+import type { Config } from "../../src/config.ts";
 
 /** The message of the UsageError that `argv` must raise; fails the test if it raises nothing or anything else. */
 function usageError(argv: string[]): string {
@@ -448,7 +448,7 @@ describe("transport flags", () => {
 });
 
 describe("the real command", () => {
-  const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
+  const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
   function run(...argv: string[]) {
     const proc = Bun.spawnSync([process.execPath, MAIN, ...argv], {
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", NO_COLOR: "1" },

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { alive, FIXTURES, start, stopAll, TestClient, until, within } from "./helpers.ts";
+import { alive, FIXTURES, start, stopAll, TestClient, until, within } from "../helpers.ts";
 
 afterEach(stopAll);
 

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { openPipe, PipeSink } from "../src/child/pipes.ts";
-import { BoundedWriter, type ByteSink, byteSize } from "../src/writer.ts";
-import { within } from "./helpers.ts";
+import { openPipe, PipeSink } from "../../src/child/pipes.ts";
+import { BoundedWriter, type ByteSink, byteSize } from "../../src/writer.ts";
+import { within } from "../helpers.ts";
 
 /** The end of the current event-loop turn, when writers flush. */
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
@@ -157,7 +157,7 @@ describe("PipeSink on a real pipe", () => {
   test("a full pipe parks the rest, counts it pending, and delivers every byte once the reader reads", async () => {
     const pipe = openPipe();
     if (pipe === null) return; // no libc here: the fallback path is covered by Bun's own pipes
-    const { libc } = await import("../src/child/libc.ts");
+    const { libc } = await import("../../src/child/libc.ts");
     libc()?.nonBlocking(pipe.write.fd);
     const writer = new BoundedWriter(1 << 20);
     const sink = new PipeSink(pipe.write);

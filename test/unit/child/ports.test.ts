@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { createServer, type Server } from "node:net";
-import { PortPool, portIsFree } from "../src/child/ports.ts";
-import { within } from "./helpers.ts";
+import { PortPool, portIsFree } from "../../../src/child/ports.ts";
+import { within } from "../../helpers.ts";
 
 const listeners: { stop(): void }[] = [];
 

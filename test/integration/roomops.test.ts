@@ -11,7 +11,7 @@ import {
   untilSample,
   upgradeStatus,
   within,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 afterEach(stopAll);
 
@@ -433,5 +433,22 @@ describe("--rooms and --maxrooms", () => {
     const t = start(["--maxforks", "1", "cat"]);
     await TestClient.open(t.url("one"));
     expect(await status(t, "two")).toBe(503);
+  });
+});
+
+describe("JSON routing end to end", () => {
+  test("a routed line is delivered exactly as the child printed it: spacing, key order and keys kept", async () => {
+    // Routing reads the keys; it must not re-serialise the line (which would reorder, respace or drop `_to`).
+    const line = '{ "z" : 1,"_to" :1, "_cache":true,"a":[ 1.50, "\\u00e9" ] }';
+    const t = start([
+      "--serverframe=json",
+      "sh",
+      "--",
+      "-c",
+      `read -r _; printf '%s\\n' '${line}'; exec cat`,
+    ]);
+    const a = await TestClient.open(t.url("r"));
+    a.send("go");
+    expect(await a.next()).toBe(line);
   });
 });

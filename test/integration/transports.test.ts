@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FIXTURES, freePorts, start, stopAll, TestClient, until } from "./helpers.ts";
+import { FIXTURES, freePorts, start, stopAll, TestClient, until } from "../helpers.ts";
 
 afterEach(stopAll);
 

@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { Child } from "../src/child/child.ts";
-import { closeChildEnds, closePipes, openStdio } from "../src/child/pipes.ts";
-import { Spawner, SpawnerGone } from "../src/child/spawner.ts";
-import { stdioTransport } from "../src/child/stdio.ts";
-import { outputSplitter } from "../src/framing/output.ts";
-import { FIXTURES, within } from "./helpers.ts";
+import { Child } from "../../../src/child/child.ts";
+import { closeChildEnds, closePipes, openStdio } from "../../../src/child/pipes.ts";
+import { Spawner, SpawnerGone } from "../../../src/child/spawner.ts";
+import { stdioTransport } from "../../../src/child/stdio.ts";
+import { outputSplitter } from "../../../src/framing/output.ts";
+import { FIXTURES, within } from "../../helpers.ts";
 
 const spawners: Spawner[] = [];
 afterEach(() => {

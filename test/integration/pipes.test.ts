@@ -12,7 +12,7 @@ import {
   until,
   untilSample,
   within,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 afterEach(stopAll);
 

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Socket, Subprocess } from "bun";
-import { connectWithRetry, type TcpLink } from "../src/child/tcp.ts";
-import { LineSplitter } from "../src/framing/split.ts";
-import { BoundedWriter } from "../src/writer.ts";
-import { FIXTURES, within } from "./helpers.ts";
+import { connectWithRetry, type TcpLink } from "../../../src/child/tcp.ts";
+import { LineSplitter } from "../../../src/framing/split.ts";
+import { BoundedWriter } from "../../../src/writer.ts";
+import { FIXTURES, within } from "../../helpers.ts";
 
 const children: Subprocess[] = [];
 const links: TcpLink[] = [];

@@ -16,9 +16,9 @@ import {
   until,
   upgradeStatus,
   within,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
-const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
+const MAIN = new URL("../../src/main.ts", import.meta.url).pathname;
 const procs: Subprocess[] = [];
 
 afterEach(async () => {

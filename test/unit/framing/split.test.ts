@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { LineSplitter } from "../src/framing/split.ts";
+import { LineSplitter } from "../../../src/framing/split.ts";
 
 /** Feeds `chunks` to a fresh splitter, then `end()` unless told not to; returns what it reported, in order. */
 function split(chunks: string[], { max = 1024, end = true } = {}) {

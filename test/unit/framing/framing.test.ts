@@ -1,13 +1,13 @@
 import { describe, expect, test } from "bun:test";
-import { resolveConfig } from "../src/cli.ts";
-import type { Config } from "../src/config.ts";
-import type { Connection } from "../src/env.ts";
-import { binaryFraming } from "../src/framing/binary.ts";
-import type { RoomOutput } from "../src/framing/framing.ts";
-import { encodeFrame, FrameType, gwsocketFraming } from "../src/framing/gwsocket.ts";
-import { framingFor } from "../src/framing/index.ts";
-import { jsonFraming } from "../src/framing/json.ts";
-import { linesFraming } from "../src/framing/lines.ts";
+import { resolveConfig } from "../../../src/cli.ts";
+import type { Config } from "../../../src/config.ts";
+import type { Connection } from "../../../src/env.ts";
+import { binaryFraming } from "../../../src/framing/binary.ts";
+import type { RoomOutput } from "../../../src/framing/framing.ts";
+import { encodeFrame, FrameType, gwsocketFraming } from "../../../src/framing/gwsocket.ts";
+import { framingFor } from "../../../src/framing/index.ts";
+import { jsonFraming } from "../../../src/framing/json.ts";
+import { linesFraming } from "../../../src/framing/lines.ts";
 
 /** What a framing's reader did with the child's output, in order. */
 function recorder(members: number[] = [1, 2]) {

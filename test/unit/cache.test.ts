@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { MessageCache } from "../src/cache.ts";
+import { MessageCache } from "../../src/cache.ts";
 
 describe("MessageCache", () => {
   test.each([1, 8, 64])("keeps the last %i messages, oldest first", (size) => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { type CpuProfile, summarize } from "../scripts/bench/cpuprofile.ts";
+import { type CpuProfile, summarize } from "../../../scripts/bench/cpuprofile.ts";
 
 /** root → deliver (src) → publish (native); root → idle-ish parse. Times in µs on the epoch's clock. */
 function profile(samples: number[], deltas: number[]): CpuProfile {

@@ -2,11 +2,11 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MessageCache } from "../src/cache.ts";
-import type { Connection } from "../src/env.ts";
-import { Room } from "../src/room.ts";
-import { PersistedCaches } from "../src/rooms.ts";
-import { alive, FIXTURES, start, stopAll, TestClient, until, upgradeStatus } from "./helpers.ts";
+import { MessageCache } from "../../src/cache.ts";
+import type { Connection } from "../../src/env.ts";
+import { Room } from "../../src/room.ts";
+import { PersistedCaches } from "../../src/rooms.ts";
+import { alive, FIXTURES, start, stopAll, TestClient, until, upgradeStatus } from "../helpers.ts";
 
 /** Files that let the lingering children below end; written before the servers stop, so none waits its grace. */
 const releases: string[] = [];

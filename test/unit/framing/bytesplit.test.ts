@@ -4,8 +4,8 @@ import {
   ChunkPassthrough,
   DelimiterSplitter,
   delimiterBytes,
-} from "../src/framing/bytesplit.ts";
-import { within } from "./helpers.ts";
+} from "../../../src/framing/bytesplit.ts";
+import { within } from "../../helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
