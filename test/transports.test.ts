@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { resolveConfig } from "../src/cli.ts";
+import { resolveConfig } from "../src/cli/index.ts";
 import { FIXTURES, start, stopAll, TestClient, until } from "./helpers.ts";
 
 afterEach(stopAll);

@@ -1,0 +1,10 @@
+/**
+ * The command line: argv → what to do (`resolveCli`), and the texts the command prints (`helpText`,
+ * `usageErrorText`). `prescan` handles upstream's odd flag forms, citty parses the rest (resolve.ts), and
+ * flags.ts holds the one table both of them and `--help` read.
+ */
+export { UsageError, usageErrorText } from "./errors.ts";
+export { command, USAGE } from "./flags.ts";
+export { helpText, useColor } from "./help.ts";
+export { prescan } from "./prescan.ts";
+export { type CliAction, resolveCli, resolveConfig } from "./resolve.ts";
