@@ -407,6 +407,8 @@ describe("hints for a mistyped or foreign flag", () => {
     ["v", "did you mean -v?"],
     ["b", "did you mean -b?"],
     ["no-json", "a switch is off unless given"],
+    ["no-null", "a switch is off unless given"],
+    ["no-addr", "did you mean --addr?"],
     ["command", "the command is written without a flag, before --"],
     ["bogus", undefined],
     ["x", undefined],

@@ -4,7 +4,7 @@
  * flags.ts holds the one table both of them and `--help` read.
  */
 export { UsageError, usageErrorText } from "./errors.ts";
-export { command, USAGE } from "./flags.ts";
+export { USAGE } from "./flags.ts";
 export { helpText, useColor } from "./help.ts";
 export { prescan } from "./prescan.ts";
 export { type CliAction, resolveCli, resolveConfig } from "./resolve.ts";

@@ -1,4 +1,4 @@
-import { FLAGS, RENAMED } from "./flags.ts";
+import { FLAGS, type FlagName, RENAMED } from "./flags.ts";
 
 /**
  * Names users bring from other servers (websocketd's `--port`, `--address`, `--loglevel`; the usual
@@ -53,8 +53,11 @@ export function flagHint(given: string): string | undefined {
   if (folded === "cmd" || folded === "command") return "the command is written without a flag, before --";
   const exact = SPELLINGS.get(folded);
   if (exact !== undefined) return `did you mean ${exact}?`;
-  const negated = /^no-?(.+)$/.exec(folded)?.[1];
-  if (negated !== undefined && SPELLINGS.has(negated)) return "a switch is off unless given";
+  // clap has no `--no-` forms, and neither does upstream: a switch is simply left out.
+  const negated = /^no(.+)$/.exec(folded)?.[1] ?? "";
+  if (Object.hasOwn(FLAGS, negated) && FLAGS[negated as FlagName].type === "boolean") {
+    return "a switch is off unless given";
+  }
   const near = closest(folded, [...SPELLINGS.keys()]);
   return near === undefined ? undefined : `did you mean ${SPELLINGS.get(near)}?`;
 }
