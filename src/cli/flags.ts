@@ -20,14 +20,14 @@ export const GROUPS = [
 export type Group = (typeof GROUPS)[number];
 
 /**
- * One flag: what citty needs to parse it (`type`, `default`, `valueHint`, `alias`) and what `--help` shows.
- * `shownDefault` is a default that depends on other flags or is no value at all, so citty cannot apply it.
+ * One flag, in citty's shape (`type`, `default`, `valueHint`, `alias`), plus what `--help` needs: its group,
+ * and `shownDefault` for a default the table cannot hold as a value (it depends on other flags, or is none).
  */
 export type Flag = ArgDef & { group: Group; shownDefault?: string };
 
 /**
- * Every flag, as citty parses it after `prescan` normalised the argument list, in the order `--help` lists
- * them within each group. Names are upstream 0.2.4's, all lower case without dashes, as its users type them.
+ * Every flag, read by `prescan`, the resolver and `--help`, in the order `--help` lists them within each
+ * group. Names are upstream 0.2.4's, all lower case without dashes, as its users type them.
  */
 export const FLAGS = {
   cmd: {

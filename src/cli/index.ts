@@ -1,7 +1,7 @@
 /**
  * The command line: argv → what to do (`resolveCli`), and the texts the command prints (`helpText`,
- * `usageErrorText`). `prescan` handles upstream's odd flag forms, citty parses the rest (resolve.ts), and
- * flags.ts holds the one table both of them and `--help` read.
+ * `usageErrorText`). `prescan` normalises upstream's flag forms, resolve.ts maps them to a `Config`, and
+ * flags.ts holds the one table (citty's command definition) that both of them and `--help` read.
  */
 export { UsageError, usageErrorText } from "./errors.ts";
 export { USAGE } from "./flags.ts";

@@ -3,7 +3,7 @@ import { FLAGS, type FlagName, FRAME_MODES, RENAMED, SHORT } from "./flags.ts";
 import { flagHint } from "./suggest.ts";
 
 export interface Prescanned {
-  /** Flags rewritten to `--name` or `--name=value`, and positionals, ready for citty's parser. */
+  /** Flags rewritten to `--name` or `--name=value`, and positionals, for resolve.ts to read. */
   argv: string[];
   /** Everything after `--`, untouched. */
   trailing: string[];

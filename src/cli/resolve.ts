@@ -1,7 +1,6 @@
-import { parseArgs } from "citty";
 import { type Config, DEFAULTS, type FrameMode, type LogFormat } from "../config.ts";
 import { UsageError } from "./errors.ts";
-import { FLAGS, FRAME_MODES } from "./flags.ts";
+import { FLAGS, type FlagName, FRAME_MODES } from "./flags.ts";
 import { type Prescanned, prescan } from "./prescan.ts";
 import {
   checkDir,
@@ -28,10 +27,8 @@ export function resolveCli(raw: readonly string[]): CliAction {
 
 /** Validates every flag into one {@link Config}. Never touches sockets or processes. */
 export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(raw)): Config {
-  // citty parses what prescan normalised (`--name`, `--name=value`, positionals) and fills in the defaults
-  // of the flag table; prescan already refused what citty would let through.
-  const a = parseArgs<typeof FLAGS>(pre.argv, FLAGS);
-  const cmd = commandOf(a._, pre.misreadFrameMode);
+  const { values: a, positionals } = readNormalized(pre.argv);
+  const cmd = commandOf(positionals, pre.misreadFrameMode);
   const [hostname, port] = parseAddr(a.addr);
   const { clientFrame, serverFrame } = parseFraming(a.frame, a.clientframe, a.serverframe, a.json === true);
   if (a.delimiters !== undefined && a.null === true)
@@ -76,6 +73,33 @@ export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(
 
   checkCombinations(config);
   return config;
+}
+
+type Table = typeof FLAGS;
+type Defaulted = { [K in FlagName]: Table[K] extends { default: string } ? K : never }[FlagName];
+type Value<K extends FlagName> = Table[K]["type"] extends "boolean" ? true : string;
+/** The flags as read: those with a default in the table always have a value, the others when given. */
+type FlagValues = { [K in Defaulted]: Value<K> } & { [K in Exclude<FlagName, Defaulted>]?: Value<K> };
+
+/**
+ * Reads the list {@link prescan} normalised (`--name`, `--name=value`, positionals) and fills in the table's
+ * defaults. citty's parseArgs does the same and nothing more once prescan has run, and it costs start-up
+ * time (it loads node:util and folds every flag name through camelCase and kebabCase on each run).
+ */
+function readNormalized(argv: readonly string[]): { values: FlagValues; positionals: string[] } {
+  const values: Record<string, string | true> = {};
+  for (const [name, flag] of Object.entries(FLAGS)) if ("default" in flag) values[name] = flag.default;
+  const positionals: string[] = [];
+  for (const arg of argv) {
+    if (!arg.startsWith("--")) {
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    if (eq === -1) values[arg.slice(2)] = true;
+    else values[arg.slice(2, eq)] = arg.slice(eq + 1);
+  }
+  return { values: values as FlagValues, positionals };
 }
 
 /**
