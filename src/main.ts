@@ -1,5 +1,5 @@
 #!/usr/bin/env bun
-import { helpText, resolveCli, USAGE, UsageError } from "./cli.ts";
+import { helpText, resolveCli, UsageError, usageErrorText, useColor } from "./cli/index.ts";
 import { createLogger } from "./log.ts";
 import { serve } from "./server.ts";
 import { VERSION } from "./version.ts";
@@ -11,11 +11,11 @@ async function main(argv: readonly string[]): Promise<number> {
     action = resolveCli(argv);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`scalesocket: error: ${err.message}\n${USAGE}\n`);
+    process.stderr.write(usageErrorText(err));
     return 2;
   }
   if (action.kind === "help") {
-    process.stdout.write(await helpText());
+    process.stdout.write(helpText({ color: useColor(process.stdout.isTTY, process.env) }));
     return 0;
   }
   if (action.kind === "version") {

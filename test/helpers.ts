@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { Subprocess } from "bun";
-import { resolveConfig } from "../src/cli.ts";
+import { resolveConfig } from "../src/cli/index.ts";
 import type { Config } from "../src/config.ts";
 import { createLogger } from "../src/log.ts";
 import { type RunningServer, serve } from "../src/server.ts";

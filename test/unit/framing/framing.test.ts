@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { resolveConfig } from "../../../src/cli.ts";
+import { resolveConfig } from "../../../src/cli/index.ts";
 import type { Config } from "../../../src/config.ts";
 import type { Connection } from "../../../src/env.ts";
 import { binaryFraming } from "../../../src/framing/binary.ts";

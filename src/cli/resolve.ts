@@ -1,0 +1,182 @@
+import { type Config, DEFAULTS, type FrameMode, type LogFormat } from "../config.ts";
+import { UsageError } from "./errors.ts";
+import { FLAGS, type FlagName, FRAME_MODES } from "./flags.ts";
+import { type Prescanned, prescan } from "./prescan.ts";
+import {
+  checkDir,
+  nonEmptyList,
+  oneOf,
+  parseAddr,
+  parseCache,
+  parsePortRange,
+  parsePositiveInt,
+  parseSeconds,
+  parseSize,
+  splitList,
+} from "./values.ts";
+
+export type CliAction = { kind: "help" } | { kind: "version" } | { kind: "serve"; config: Config };
+
+/** Turns the raw argument list into what to do. Pure but for a stat of `--staticdir`; throws {@link UsageError}. */
+export function resolveCli(raw: readonly string[]): CliAction {
+  const pre = prescan(raw);
+  if (pre.help) return { kind: "help" };
+  if (pre.version) return { kind: "version" };
+  return { kind: "serve", config: resolveConfig(raw, pre) };
+}
+
+/** Validates every flag into one {@link Config}. Never touches sockets or processes. */
+export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(raw)): Config {
+  const { values: a, positionals } = readNormalized(pre.argv);
+  const cmd = commandOf(positionals, pre.misreadFrameMode);
+  const [hostname, port] = parseAddr(a.addr);
+  const { clientFrame, serverFrame } = parseFraming(a.frame, a.clientframe, a.serverframe, a.json === true);
+  if (a.delimiters !== undefined && a.null === true)
+    throw new UsageError("--delimiters conflicts with --null");
+  if (a.delimiters === "") throw new UsageError("--delimiters needs at least one character");
+
+  const config: Config = {
+    cmd,
+    args: pre.trailing,
+    hostname,
+    port,
+    binary: a.binary === true,
+    cache: a.cache === undefined ? null : parseCache(a.cache),
+    cachePersist: a.cachepersist === true,
+    delay:
+      a.delay === undefined
+        ? a.tcp === true
+          ? DEFAULTS.tcpDelaySeconds
+          : null
+        : parseSeconds("delay", a.delay),
+    delimiters: a.null === true ? "\0" : (a.delimiters ?? null),
+    clientFrame,
+    serverFrame,
+    joinMsg: a.joinmsg ?? (a.json === true ? '{"t":"Join","_from":#ID}' : null),
+    leaveMsg: a.leavemsg ?? (a.json === true ? '{"t":"Leave","_from":#ID}' : null),
+    log: oneOf("log", a.log, ["text", "json"] as const) satisfies LogFormat,
+    metrics: a.metrics === true,
+    api: a.api === true,
+    oneshot: a.oneshot === true,
+    passEnv: splitList(a.passenv),
+    rooms: a.rooms === undefined ? null : nonEmptyList("rooms", a.rooms),
+    maxRooms: a.maxrooms === undefined ? null : parsePositiveInt("maxrooms", a.maxrooms),
+    staticDir: a.staticdir === undefined ? null : checkDir(a.staticdir),
+    tcp: a.tcp === true,
+    tcpPorts: parsePortRange(a.tcpports),
+    verbosity: pre.verbosity,
+    maxBuffer: parseSize("maxbuffer", a.maxbuffer),
+    graceMs: Math.round(parseSeconds("grace", a.grace) * 1000),
+    tcpTimeoutMs: DEFAULTS.tcpTimeoutMs,
+    osPipes: true,
+  };
+
+  checkCombinations(config);
+  return config;
+}
+
+type Table = typeof FLAGS;
+type Defaulted = { [K in FlagName]: Table[K] extends { default: string } ? K : never }[FlagName];
+type Value<K extends FlagName> = Table[K]["type"] extends "boolean" ? true : string;
+/** The flags as read: those with a default in the table always have a value, the others when given. */
+type FlagValues = { [K in Defaulted]: Value<K> } & { [K in Exclude<FlagName, Defaulted>]?: Value<K> };
+
+/**
+ * Reads the list {@link prescan} normalised (`--name`, `--name=value`, positionals) and fills in the table's
+ * defaults. citty's parseArgs does the same and nothing more once prescan has run, and it costs start-up
+ * time (it loads node:util and folds every flag name through camelCase and kebabCase on each run).
+ */
+function readNormalized(argv: readonly string[]): { values: FlagValues; positionals: string[] } {
+  const values: Record<string, string | true> = {};
+  for (const [name, flag] of Object.entries(FLAGS)) if ("default" in flag) values[name] = flag.default;
+  const positionals: string[] = [];
+  for (const arg of argv) {
+    if (!arg.startsWith("--")) {
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    if (eq === -1) values[arg.slice(2)] = true;
+    else values[arg.slice(2, eq)] = arg.slice(eq + 1);
+  }
+  return { values: values as FlagValues, positionals };
+}
+
+/**
+ * The one positional, CMD. A framing mode right after a bare `--frame` (`--frame json cat`) was meant as its
+ * value; the error says so rather than blaming the word that comes after it.
+ */
+function commandOf(positionals: readonly string[], misreadFrameMode: string | undefined): string {
+  const [cmd, extra] = positionals;
+  if (cmd === undefined) throw new UsageError("missing <CMD>, the command to wrap");
+  if (extra !== undefined) {
+    const hint =
+      misreadFrameMode === undefined
+        ? "arguments to the command go after --"
+        : `a bare --frame takes no value: write --frame=${misreadFrameMode}`;
+    throw new UsageError(`unexpected argument '${extra}' (${hint})`);
+  }
+  if (misreadFrameMode !== undefined) {
+    throw new UsageError(
+      `missing <CMD>: '${cmd}' follows a bare --frame, which takes no value (write --frame=${cmd})`,
+    );
+  }
+  return cmd;
+}
+
+/** Flags that are each valid but make no sense together: refused rather than one silently ignored. */
+function checkCombinations(c: Config): void {
+  if (c.delimiters !== null && /[\u0080-\uffff]/.test(c.delimiters)) {
+    throw new UsageError(
+      `invalid value '${c.delimiters}' for --delimiters: only ASCII characters can delimit`,
+    );
+  }
+  if (c.binary && (c.clientFrame === "json" || c.serverFrame === "json")) {
+    throw new UsageError("--binary conflicts with JSON framing (JSON messages are text)");
+  }
+  if (c.serverFrame === "gwsocket" && c.delimiters !== null) {
+    throw new UsageError(
+      `--${c.delimiters === "\0" ? "null" : "delimiters"} conflicts with gwsocket framing (its frames carry their length)`,
+    );
+  }
+  if (c.clientFrame === "gwsocket" && (c.joinMsg !== null || c.leaveMsg !== null)) {
+    throw new UsageError(
+      `--${c.joinMsg !== null ? "joinmsg" : "leavemsg"} conflicts with gwsocket framing (it announces clients with open and close frames)`,
+    );
+  }
+}
+
+function parseFraming(
+  frame: string | undefined,
+  client: string | undefined,
+  server: string | undefined,
+  json: boolean,
+): { clientFrame: FrameMode | null; serverFrame: FrameMode | null } {
+  if (frame !== undefined && (client !== undefined || server !== undefined)) {
+    throw new UsageError(`--frame conflicts with --${client !== undefined ? "clientframe" : "serverframe"}`);
+  }
+  if (frame !== undefined) {
+    const mode = frameMode("frame", frame);
+    if (json && mode !== "json") throw new UsageError(`--json conflicts with --frame=${mode}`);
+    return { clientFrame: mode, serverFrame: mode };
+  }
+  const clientFrame = client === undefined ? null : frameMode("clientframe", client);
+  const serverFrame = server === undefined ? null : frameMode("serverframe", server);
+  if (json) {
+    if ((clientFrame ?? "json") !== "json" || (serverFrame ?? "json") !== "json") {
+      throw new UsageError("--json conflicts with gwsocket framing");
+    }
+    return { clientFrame: "json", serverFrame: "json" };
+  }
+  return { clientFrame, serverFrame };
+}
+
+function frameMode(flag: string, value: string): FrameMode {
+  // Upstream 0.1 named gwsocket's framing `binary`, and its README still shows it.
+  if (value === "binary") {
+    throw new UsageError(
+      `invalid value 'binary' for --${flag}: expected json or gwsocket (0.1's binary is gwsocket)`,
+    );
+  }
+  return oneOf(flag, value, FRAME_MODES);
+}

@@ -1,0 +1,106 @@
+import { realpathSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import type { CacheConfig } from "../config.ts";
+import { UsageError } from "./errors.ts";
+import { closest } from "./suggest.ts";
+
+/** `value` if it is one of `options`; else an error that lists them, and names the near one for a typo. */
+export function oneOf<const T extends readonly string[]>(flag: string, value: string, options: T): T[number] {
+  if ((options as readonly string[]).includes(value)) return value as T[number];
+  const near = closest(value.toLowerCase(), options);
+  const hint = near === undefined ? "" : ` (did you mean ${near}?)`;
+  throw new UsageError(`invalid value '${value}' for --${flag}: expected ${options.join(" or ")}${hint}`);
+}
+
+/** `host:port`, `[v6]:port` or `:port`; port 0 asks the system for a free one. */
+export function parseAddr(value: string): [string, number] {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535) {
+    // A bare port is the usual slip (other servers take `--port 8080`).
+    const hint = /^\d{1,5}$/.test(value) ? ` (for every interface write :${value})` : "";
+    throw new UsageError(`invalid value '${value}' for --addr: expected HOST:PORT${hint}`);
+  }
+  return [m[1] ?? (m[2] || "0.0.0.0"), port];
+}
+
+/** `--cache`: `[all:|tagged:]SIZE` with SIZE 1, 8 or 64, upstream's only sizes. */
+export function parseCache(value: string): CacheConfig {
+  const m = /^(?:(all|tagged):)?(1|8|64)$/.exec(value);
+  if (!m)
+    throw new UsageError(
+      `invalid value '${value}' for --cache: expected [all:|tagged:]SIZE with SIZE 1, 8 or 64`,
+    );
+  return { type: (m[1] ?? "all") as CacheConfig["type"], size: Number(m[2]) as CacheConfig["size"] };
+}
+
+/** A duration in seconds, 0 to a day, as a plain decimal. */
+export function parseSeconds(flag: string, value: string): number {
+  // Plain decimals only: Number() would also take `0x10`, `1e3` and surrounding spaces.
+  const n = /^(\d+\.?\d*|\.\d+)$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n >= 0 && n <= 86_400)) {
+    throw new UsageError(`invalid value '${value}' for --${flag}: expected seconds, 0 to 86400`);
+  }
+  return n;
+}
+
+/** A whole number from 1. */
+export function parsePositiveInt(flag: string, value: string): number {
+  if (!/^\d{1,9}$/.test(value) || Number(value) < 1) {
+    throw new UsageError(`invalid value '${value}' for --${flag}: expected a whole number from 1`);
+  }
+  return Number(value);
+}
+
+const SIZE_UNITS: Readonly<Record<string, number>> = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
+
+/** Bytes, with an optional K, M or G suffix (powers of 1024); at least 1 KiB so one message fits. */
+export function parseSize(flag: string, value: string): number {
+  const m = /^(\d+)([KMG]?)i?B?$/i.exec(value);
+  const bytes = m ? Number(m[1]) * (SIZE_UNITS[(m[2] ?? "").toUpperCase()] ?? 1) : Number.NaN;
+  if (!(bytes >= 1024 && bytes <= 2 ** 40)) {
+    throw new UsageError(`invalid value '${value}' for --${flag}: expected a size from 1K, like 512K or 4M`);
+  }
+  return bytes;
+}
+
+/** `--tcpports`: `START:END`, both ends included, within 1:65535. */
+export function parsePortRange(value: string): [number, number] {
+  const m = /^(\d{1,5}):(\d{1,5})$/.exec(value);
+  const start = Number(m?.[1]);
+  const end = Number(m?.[2]);
+  if (!m || start < 1 || end > 65535 || start > end) {
+    throw new UsageError(`invalid value '${value}' for --tcpports: expected START:END within 1:65535`);
+  }
+  return [start, end];
+}
+
+/** A comma list with blanks around entries and empty entries dropped. */
+export function splitList(value: string): string[] {
+  return value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+}
+
+/** A comma list that must name at least one entry. */
+export function nonEmptyList(flag: string, value: string): string[] {
+  const list = splitList(value);
+  if (list.length === 0) throw new UsageError(`--${flag} needs at least one entry`);
+  return list;
+}
+
+/** The real absolute path of an existing directory. */
+export function checkDir(dir: string): string {
+  // resolve("") is the working directory, which an empty `--staticdir=` must not serve by accident.
+  if (dir === "") throw new UsageError("--staticdir needs a directory");
+  const path = resolve(dir);
+  try {
+    // Not only ENOENT: a file in the middle (ENOTDIR) or a locked parent (EACCES) throws despite the option.
+    if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+      // The real path, so the static file check can compare real paths after resolving symlinks.
+      return realpathSync(path);
+    }
+  } catch {}
+  throw new UsageError(`--staticdir '${dir}' is not a directory`);
+}
