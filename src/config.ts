@@ -50,11 +50,36 @@ export interface Config {
   graceMs: number;
   /** With `--tcp`: how long after the delay a child may take to start listening (no flag; tests shorten it). */
   tcpTimeoutMs: number;
+  /** Allowed `Origin` values (`--origin`): exact, picomatch globs, or `same`; null lets every origin in. */
+  origins: string[] | null;
+  /** How upgrades are authenticated: a signed token (`--jwtsecret`, `--jwtkey`), a forward-auth URL, or none. */
+  auth: AuthConfig | null;
+  /** With `--authurl`: how long the auth service may take to answer (no flag; tests shorten it). */
+  authTimeoutMs: number;
+  /** `--tlscert`/`--tlskey`, read and checked at start; null serves plain ws/http. */
+  tls: TlsConfig | null;
+  /** Peers (IPs or CIDRs) whose `Forwarded`/`X-Forwarded-For` name the client (`--trustproxy`); null trusts none. */
+  trustProxy: string[] | null;
   /**
    * Stdio children get plain OS pipes (faster than Bun's socketpairs, see child/pipes.ts) where libc can be
    * loaded. No flag: always on; tests turn it off to cover the fallback to Bun's own pipes.
    */
   osPipes: boolean;
+}
+
+/** A signed-token or forward-auth check at the upgrade. Key material is read and checked by the CLI. */
+export type AuthConfig =
+  | { kind: "jwtsecret"; secret: string }
+  /** `text` is the file's content: a PEM public key or a JWKS (JSON). */
+  | { kind: "jwtkey"; file: string; text: string }
+  | { kind: "authurl"; url: string };
+
+export interface TlsConfig {
+  certFile: string;
+  keyFile: string;
+  /** PEM contents, read once at start: a restart picks up new certificates (Bun cannot swap them live). */
+  cert: string;
+  key: string;
 }
 
 export const DEFAULTS = {
@@ -69,6 +94,8 @@ export const DEFAULTS = {
   tcpDelaySeconds: 1,
   /** Upstream tries once; retrying for 10 s covers a slow interpreter start without hiding a child that never listens. */
   tcpTimeoutMs: 10_000,
+  /** Long enough for an auth service on another host, short enough that a stuck one does not hold upgrades. */
+  authTimeoutMs: 5_000,
 } as const;
 
 /** Room names that are HTTP endpoints of their own and are refused as websocket rooms. */

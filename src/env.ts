@@ -13,6 +13,8 @@ export interface Connection {
   /** The room segment as it appeared in the URL, still percent-encoded (CGI `SCRIPT_NAME`). */
   scriptName: string;
   headers: Headers;
+  /** Who the access check admitted (a token's `sub`, the auth service's answer); null without one. */
+  user: string | null;
 }
 
 export interface ServerInfo {
@@ -43,6 +45,7 @@ export function passEnvFilter(entries: readonly string[]): (name: string) => boo
 /**
  * The variables of the server's environment that `pass` lets through to children. Taken once, when the server
  * starts: nothing changes the server's environment afterwards, and reading all of it costs every room otherwise.
+ * `SCALESOCKET_*` variables never pass, whatever `pass` says: they configure the server and may hold secrets.
  */
 export function passedEnv(
   pass: (name: string) => boolean,
@@ -50,7 +53,7 @@ export function passedEnv(
 ): Readonly<Record<string, string>> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(source)) {
-    if (value !== undefined && pass(name)) env[name] = value;
+    if (value !== undefined && !name.startsWith("SCALESOCKET_") && pass(name)) env[name] = value;
   }
   return env;
 }
@@ -88,6 +91,7 @@ export function childEnv(
   env.REMOTE_ADDR = remoteAddr(conn);
   env.REMOTE_PORT = String(conn.remotePort);
   env.ROOM = conn.room;
+  if (conn.user !== null) env.REMOTE_USER = conn.user;
   for (const name in extra) env[name] = extra[name] as string;
   return env;
 }
@@ -111,7 +115,7 @@ function hostWithoutPort(host: string): string {
   return m?.[1] ?? host;
 }
 
-const PLACEHOLDER = /#(ID|ROOM|QUERY_STRING|REMOTE_ADDR|QUERY_[A-Za-z0-9_.-]+)/g;
+const PLACEHOLDER = /#(ID|ROOM|QUERY_STRING|REMOTE_ADDR|USER|QUERY_[A-Za-z0-9_.-]+)/g;
 
 /** Percent-encodes every character that could break a JSON string or start a placeholder, keeping URL syntax. */
 function urlSafe(s: string): string {
@@ -120,9 +124,9 @@ function urlSafe(s: string): string {
 
 /**
  * Expands `--joinmsg`/`--leavemsg` placeholders in one pass, so a value can never introduce another
- * placeholder. Values from the client are URL-encoded (`#` becomes `%23`, `"` becomes `%22`), so they cannot
- * break the JSON around them either. `#QUERY_<NAME>` matches the parameter name case-insensitively; a missing
- * parameter expands to the empty string.
+ * placeholder. `#USER` is the admitted user, empty without one. Values from the client are URL-encoded (`#`
+ * becomes `%23`, `"` becomes `%22`), so they cannot break the JSON around them either. `#QUERY_<NAME>` matches
+ * the parameter name case-insensitively; a missing parameter expands to the empty string.
  */
 export function expandTemplate(template: string, conn: Connection): string {
   if (!template.includes("#")) return template;
@@ -137,6 +141,8 @@ export function expandTemplate(template: string, conn: Connection): string {
         return urlSafe(conn.query);
       case "REMOTE_ADDR":
         return remoteAddr(conn);
+      case "USER":
+        return urlSafe(conn.user ?? "");
     }
     const name = key.slice("QUERY_".length).toLowerCase();
     params ??= new URLSearchParams(conn.query);

@@ -1,3 +1,4 @@
+import type { AccessGate } from "./access/index.ts";
 import { answerApi, type RoomInfo } from "./api.ts";
 import type { Config } from "./config.ts";
 import { CONTENT_TYPE, type RoomSample, renderMetrics } from "./metrics.ts";
@@ -13,12 +14,13 @@ export function text(status: number, body: string): Response {
 /**
  * The server's plain HTTP endpoints, for every request that is not a websocket upgrade: `/health`, `/metrics`
  * (`--metrics`), `/api/` (`--api`), files (`--staticdir`), and 404 for the rest. `rooms` is the live map of the
- * open rooms.
+ * open rooms; `access` decides which pages may read `/api/` from another origin.
  */
 export function httpRoutes(
   config: Config,
   rooms: ReadonlyMap<string, Room>,
   counters: Counters,
+  access: AccessGate,
 ): (req: Request, url: URL) => Response | Promise<Response> {
   return (req, url) => {
     if (url.pathname === "/health") return Response.json({ status: "ok" });
@@ -28,15 +30,30 @@ export function httpRoutes(
       });
     }
     if (config.api && url.pathname.startsWith("/api/")) {
-      return answerApi(
+      const res = answerApi(
         url.pathname.slice("/api/".length),
         (name) => roomInfo(rooms.get(name)),
         () => [...rooms.values()].map((r) => roomInfo(r) as RoomInfo),
       );
+      return config.origins === null ? res : corsByOrigin(res, req, access);
     }
     if (config.staticDir !== null) return serveStatic(config.staticDir, req, url.pathname);
     return text(404, "not found");
   };
+}
+
+/**
+ * With `--origin`, the lobby is readable cross-origin only by the pages that may connect: their origin is
+ * echoed, any other gets no CORS header (and its browser no answer).
+ */
+function corsByOrigin(res: Response, req: Request, access: AccessGate): Response {
+  const origin = req.headers.get("origin");
+  res.headers.delete("access-control-allow-origin");
+  res.headers.append("vary", "Origin");
+  if (origin !== null && access.corsOrigin(origin, req.headers.get("host"))) {
+    res.headers.set("access-control-allow-origin", origin);
+  }
+  return res;
 }
 
 function roomInfo(room: Room | undefined): RoomInfo | undefined {

@@ -34,6 +34,11 @@ async function main(argv: readonly string[]): Promise<number> {
   log.info(
     `listening on ${server.hostname}:${server.port}, wrapping ${[config.cmd, ...config.args].join(" ")}`,
   );
+  if (!isLoopback(config.hostname) && config.origins === null && config.auth === null) {
+    log.warn(
+      `listening on ${config.hostname}, not loopback, with neither --origin nor an auth flag: any web page can connect (docs/security.md)`,
+    );
+  }
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.on(signal, () => {
       log.info(`${signal}: closing clients and stopping children`);
@@ -42,6 +47,11 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   await server.finished;
   return 0;
+}
+
+/** Whether only this host can reach an address: a page elsewhere cannot reach the server at all. */
+function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
 process.exit(await main(process.argv.slice(2)));

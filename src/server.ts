@@ -1,5 +1,12 @@
 import type { Server } from "bun";
 import picomatch from "picomatch";
+import {
+  type AccessResult,
+  accessGate,
+  type ClientAddress,
+  clientAddress,
+  trustedProxies,
+} from "./access/index.ts";
 import { type ClientData, closeReason } from "./client.ts";
 import { type Config, RESERVED_ROOMS } from "./config.ts";
 import { passEnvFilter, passedEnv, remoteAddr } from "./env.ts";
@@ -27,6 +34,14 @@ export interface RunningServer {
 
 const MAX_ID = 0xffff_ffff;
 
+/** The room an upgrade asks for, as the URL names it. */
+interface Target {
+  name: string;
+  /** The room segment, still percent-encoded. */
+  segment: string;
+  pathInfo: string;
+}
+
 /**
  * Starts the server: HTTP endpoints, the websocket upgrade into rooms, and the websockets' events handed to their
  * room. It routes and nothing more: which rooms exist lives in rooms.ts, what a room does in room.ts.
@@ -34,6 +49,8 @@ const MAX_ID = 0xffff_ffff;
 export function serve(config: Config, log: Logger): RunningServer {
   const counters = createCounters();
   const roomAllowed = config.rooms === null ? null : picomatch(config.rooms, { dot: true });
+  const access = accessGate(config, log);
+  const trusted = config.trustProxy === null ? null : trustedProxies(config.trustProxy);
   let nextId = 1;
   let oneshotTaken = false;
   let stopped: Promise<void> | null = null;
@@ -42,13 +59,17 @@ export function serve(config: Config, log: Logger): RunningServer {
     markFinished = resolve;
   });
 
-  const refuse = (status: number, why: string): Response => {
+  const refuse = (status: number, why: string, response?: Response): Response => {
     counters.refused++;
     log.debug(`refused a websocket: ${why}`);
-    return text(status, why);
+    return response ?? text(status, why);
   };
 
-  const upgrade = (req: Request, url: URL, server: Server<ClientData>): Response | undefined => {
+  const upgrade = (
+    req: Request,
+    url: URL,
+    server: Server<ClientData>,
+  ): Response | undefined | Promise<Response | undefined> => {
     const path = url.pathname.slice(1);
     const slash = path.indexOf("/");
     const segment = slash === -1 ? path : path.slice(0, slash);
@@ -62,23 +83,41 @@ export function serve(config: Config, log: Logger): RunningServer {
     if (RESERVED_ROOMS.has(name)) return refuse(400, `room name '${name}' is reserved`);
     if (roomAllowed !== null && !roomAllowed(name))
       return refuse(400, `room '${name}' is not allowed (--rooms)`);
+    const target: Target = { name, segment, pathInfo: slash === -1 ? "" : path.slice(slash) };
+    // Who may connect (access/): a Promise when a token is verified or the auth service is asked.
+    const peer = server.requestIP(req);
+    const client = clientAddress({ ip: peer?.address ?? "", port: peer?.port ?? 0 }, req.headers, trusted);
+    const decided = access.check(req, url, name, client.ip);
+    if (decided instanceof Promise) return decided.then((d) => enterUpgrade(req, server, target, client, d));
+    return enterUpgrade(req, server, target, client, decided);
+  };
+
+  /** The upgrade once access is decided; what it checks may have changed while a token was verified. */
+  const enterUpgrade = (
+    req: Request,
+    server: Server<ClientData>,
+    { name, segment, pathInfo }: Target,
+    client: ClientAddress,
+    decided: AccessResult,
+  ): Response | undefined => {
+    if ("status" in decided) return refuse(decided.status, decided.reason, decided.response);
     if (stopped) return refuse(503, "server is shutting down");
     if (config.oneshot && oneshotTaken) return refuse(503, "--oneshot: already serving a client");
     const admission = directory.admit(name);
     if (admission.kind === "refuse") return refuse(admission.status, admission.reason);
     if (nextId > MAX_ID) return refuse(503, "connection IDs exhausted; restart the server");
-    const ip = server.requestIP(req);
     const data: ClientData = {
       conn: {
         id: nextId,
         room: name,
-        query: url.search.slice(1),
-        remoteIp: ip?.address ?? "",
-        remotePort: ip?.port ?? 0,
-        pathInfo: slash === -1 ? "" : path.slice(slash),
+        query: decided.query,
+        remoteIp: client.ip,
+        remotePort: client.port,
+        pathInfo,
         scriptName: `/${segment}`,
         // Only a connection that opens a room needs its headers (for the child's HTTP_* variables).
-        headers: directory.rooms.has(name) ? new Headers() : req.headers,
+        headers: directory.rooms.has(name) ? new Headers() : decided.headers,
+        user: decided.user,
       },
       room: null,
       slow: false,
@@ -92,6 +131,8 @@ export function serve(config: Config, log: Logger): RunningServer {
   const server = Bun.serve<ClientData>({
     hostname: config.hostname,
     port: config.port,
+    // Read at start: Bun's server.reload() keeps serving the old certificate, so new ones need a restart.
+    tls: config.tls === null ? undefined : { cert: config.tls.cert, key: config.tls.key },
     fetch(req, server) {
       const url = new URL(req.url);
       // A websocket is always a room (reserved names are refused there), whatever the path.
@@ -150,7 +191,7 @@ export function serve(config: Config, log: Logger): RunningServer {
       if (config.oneshot) void handle.stop();
     },
   );
-  const answerHttp = httpRoutes(config, directory.rooms, counters);
+  const answerHttp = httpRoutes(config, directory.rooms, counters, access);
 
   const handle: RunningServer = {
     hostname: config.hostname,

@@ -9,6 +9,7 @@ export const USAGE = "Usage: scalesocket [OPTIONS] <CMD> [-- <ARGS>...]";
 /** The sections of `--help`, in the order they are printed. */
 export const GROUPS = [
   "Server",
+  "Access",
   "Rooms and children",
   "Framing",
   "Output splitting",
@@ -51,6 +52,53 @@ export const FLAGS = {
     description: "Serve the files in DIR over HTTP",
   },
   oneshot: { type: "boolean", group: "Server", description: "Serve one client, then exit" },
+  tlscert: {
+    type: "string",
+    valueHint: "FILE",
+    group: "Server",
+    description: "Serve https and wss with this PEM certificate (chain allowed); needs --tlskey",
+  },
+  tlskey: {
+    type: "string",
+    valueHint: "FILE",
+    group: "Server",
+    description: "The PEM private key of --tlscert",
+  },
+  origin: {
+    type: "string",
+    valueHint: "LIST",
+    shownDefault: "any",
+    group: "Access",
+    description:
+      "Accept websockets only from these Origins, comma list: https://example.com, globs (https://*.example.com) or same (the request's Host); requests without Origin pass",
+  },
+  jwtsecret: {
+    type: "string",
+    valueHint: "SECRET",
+    group: "Access",
+    description:
+      "Require a JWT signed with this secret (HS256/384/512, 32 bytes or more), from ?token= or Authorization: Bearer",
+  },
+  jwtkey: {
+    type: "string",
+    valueHint: "FILE",
+    group: "Access",
+    description: "Require a JWT signed by this PEM public key or JWKS file (RS*, PS*, ES*, EdDSA)",
+  },
+  authurl: {
+    type: "string",
+    valueHint: "URL",
+    group: "Access",
+    description:
+      "Ask URL before each upgrade (GET with the client's Cookie and Authorization): 2xx admits, X-Scalesocket-User names the user",
+  },
+  trustproxy: {
+    type: "string",
+    valueHint: "LIST",
+    group: "Access",
+    description:
+      "Proxies (IPs or CIDRs) whose Forwarded or X-Forwarded-For header gives the client's address",
+  },
   rooms: {
     type: "string",
     valueHint: "LIST",
@@ -69,7 +117,7 @@ export const FLAGS = {
     valueHint: "MSG",
     group: "Rooms and children",
     description:
-      "Write MSG to the child when a client joins; #ID, #ROOM, #QUERY_STRING, #REMOTE_ADDR and #QUERY_<NAME> are replaced",
+      "Write MSG to the child when a client joins; #ID, #ROOM, #QUERY_STRING, #REMOTE_ADDR, #USER and #QUERY_<NAME> are replaced",
   },
   leavemsg: {
     type: "string",

@@ -96,6 +96,7 @@ function connection(id: number, room: string): Connection {
     pathInfo: "",
     scriptName: `/${room}`,
     headers: new Headers(),
+    user: null,
   };
 }
 

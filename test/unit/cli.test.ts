@@ -85,6 +85,11 @@ describe("defaults", () => {
       maxBuffer: 4 * 1024 * 1024,
       graceMs: 2000,
       tcpTimeoutMs: 10_000,
+      origins: null,
+      auth: null,
+      authTimeoutMs: 5000,
+      tls: null,
+      trustProxy: null,
       osPipes: true,
     } satisfies Config);
   });

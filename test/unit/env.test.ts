@@ -19,6 +19,7 @@ function conn(over: Partial<Connection> = {}): Connection {
     pathInfo: "",
     scriptName: "/lobby",
     headers: new Headers(),
+    user: null,
     ...over,
   };
 }

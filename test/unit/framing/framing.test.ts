@@ -32,6 +32,7 @@ const conn: Connection = {
   pathInfo: "",
   scriptName: "/lobby",
   headers: new Headers(),
+  user: null,
 };
 
 const bytes = (s: string) => new TextEncoder().encode(s);
