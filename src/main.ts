@@ -31,14 +31,15 @@ async function main(argv: readonly string[]): Promise<number> {
     log.error(`cannot listen on ${config.hostname}:${config.port}: ${(err as Error).message}`);
     return 1;
   }
+  // Before the listening line, so whoever waits for that line has seen the warning too.
+  if (!isLoopback(config.hostname) && config.origins === null && config.auth === null) {
+    log.warn(
+      `bound to ${config.hostname}, not loopback, with neither --origin nor an auth flag: any web page can connect (docs/security.md)`,
+    );
+  }
   log.info(
     `listening on ${server.hostname}:${server.port}, wrapping ${[config.cmd, ...config.args].join(" ")}`,
   );
-  if (!isLoopback(config.hostname) && config.origins === null && config.auth === null) {
-    log.warn(
-      `listening on ${config.hostname}, not loopback, with neither --origin nor an auth flag: any web page can connect (docs/security.md)`,
-    );
-  }
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.on(signal, () => {
       log.info(`${signal}: closing clients and stopping children`);

@@ -83,8 +83,9 @@ export class TestClient {
   readonly opened: Promise<void>;
   readonly closed: Promise<CloseInfo>;
 
-  constructor(url: string) {
-    this.ws = new WebSocket(url);
+  /** `init` is Bun's own: request headers (an `Origin`, as a browser sends) and TLS options for `wss://`. */
+  constructor(url: string, init?: Bun.WebSocketOptions) {
+    this.ws = init === undefined ? new WebSocket(url) : new WebSocket(url, init);
     this.ws.binaryType = "arraybuffer";
     this.opened = new Promise((resolve, reject) => {
       this.ws.addEventListener("open", () => resolve(), { once: true });
@@ -102,8 +103,8 @@ export class TestClient {
     });
   }
 
-  static async open(url: string): Promise<TestClient> {
-    const client = new TestClient(url);
+  static async open(url: string, init?: Bun.WebSocketOptions): Promise<TestClient> {
+    const client = new TestClient(url, init);
     await within(client.opened, `open ${url}`);
     return client;
   }

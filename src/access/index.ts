@@ -40,7 +40,8 @@ const TOKEN_PARAM = "token";
 
 /** The query string without its `token` parameters, every other parameter kept byte for byte. */
 export function withoutToken(query: string): string {
-  if (!query.includes(TOKEN_PARAM)) return query;
+  // An encoded name (`to%6Ben`) is the same parameter to URLSearchParams, which read the token.
+  if (!query.includes(TOKEN_PARAM) && !query.includes("%")) return query;
   return query
     .split("&")
     .filter((part) => {

@@ -108,6 +108,20 @@ describe("childEnv", () => {
     });
   });
 
+  test("REMOTE_USER is the admitted user, absent without one", () => {
+    expect(childEnv({}, conn({ user: "ann" }), SERVER).REMOTE_USER).toBe("ann");
+    expect("REMOTE_USER" in childEnv({}, conn(), SERVER)).toBe(false);
+  });
+
+  test("no SCALESOCKET_ variable passes, whatever --passenv says", () => {
+    const server = { ...source, SCALESOCKET_JWTSECRET: "s", SCALESOCKET_ORIGIN: "same", SCALESOCKETX: "1" };
+    for (const entries of [["*"], ["SCALESOCKET_*"], ["SCALESOCKET_JWTSECRET"]]) {
+      const passed = passedEnv(passEnvFilter(entries), server);
+      expect(Object.keys(passed).filter((n) => n.startsWith("SCALESOCKET_"))).toEqual([]);
+    }
+    expect(passedEnv(passEnvFilter(["*"]), server).SCALESOCKETX).toBe("1");
+  });
+
   test("an empty pass list passes nothing of the server's environment", () => {
     const env = childEnv(passedEnv(passEnvFilter([]), source), conn(), SERVER);
     expect(Object.keys(env).sort()).toEqual([...CGI_KEYS].sort());
@@ -258,6 +272,9 @@ describe("expandTemplate", () => {
     ["a value with #QUERY_X is not expanded", "#QUERY_N", { query: "n=%23QUERY_X&x=1" }, "%23QUERY_X"],
     ["a value with a quote", '{"n":"#QUERY_N"}', { query: "n=%22" }, '{"n":"%22"}'],
     ["a value with unicode", "#QUERY_N", { query: "n=%C3%A9" }, "%C3%A9"],
+    ["#USER", '{"_user":"#USER"}', { user: "ann" }, '{"_user":"ann"}'],
+    ["#USER is URL-encoded", '"#USER"', { user: 'a "b" #ID' }, '"a%20%22b%22%20%23ID"'],
+    ["#USER without a user", '"#USER"', { user: null }, '""'],
     ["an unknown placeholder stays", "#FOO #id", {}, "#FOO #id"],
     ["a lone #", "# #ID", { id: 1 }, "# 1"],
   ];
