@@ -53,6 +53,13 @@ const EVERY_FLAG = [
   "tcpports",
   "maxbuffer",
   "grace",
+  "tlscert",
+  "tlskey",
+  "origin",
+  "jwtsecret",
+  "jwtkey",
+  "authurl",
+  "trustproxy",
 ] as const;
 
 describe("defaults", () => {
