@@ -12,6 +12,8 @@ export interface Connection {
   pathInfo: string;
   /** The room segment as it appeared in the URL, still percent-encoded (CGI `SCRIPT_NAME`). */
   scriptName: string;
+  /** The subprotocol the server answered with (`--subprotocol`), `""` when none. */
+  protocol: string;
   headers: Headers;
 }
 
@@ -88,6 +90,7 @@ export function childEnv(
   env.REMOTE_ADDR = remoteAddr(conn);
   env.REMOTE_PORT = String(conn.remotePort);
   env.ROOM = conn.room;
+  if (conn.protocol !== "") env.WEBSOCKET_PROTOCOL = conn.protocol;
   for (const name in extra) env[name] = extra[name] as string;
   return env;
 }
@@ -111,7 +114,7 @@ function hostWithoutPort(host: string): string {
   return m?.[1] ?? host;
 }
 
-const PLACEHOLDER = /#(ID|ROOM|QUERY_STRING|REMOTE_ADDR|QUERY_[A-Za-z0-9_.-]+)/g;
+const PLACEHOLDER = /#(ID|ROOM|QUERY_STRING|REMOTE_ADDR|PROTOCOL|QUERY_[A-Za-z0-9_.-]+)/g;
 
 /** Percent-encodes every character that could break a JSON string or start a placeholder, keeping URL syntax. */
 function urlSafe(s: string): string {
@@ -121,7 +124,7 @@ function urlSafe(s: string): string {
 /**
  * Expands `--joinmsg`/`--leavemsg` placeholders in one pass, so a value can never introduce another
  * placeholder. Values from the client are URL-encoded (`#` becomes `%23`, `"` becomes `%22`), so they cannot
- * break the JSON around them either. `#QUERY_<NAME>` matches the parameter name case-insensitively; a missing
+ * break the JSON around them either. `#PROTOCOL` is the subprotocol the server answered with. `#QUERY_<NAME>` matches the parameter name case-insensitively; a missing
  * parameter expands to the empty string.
  */
 export function expandTemplate(template: string, conn: Connection): string {
@@ -137,6 +140,8 @@ export function expandTemplate(template: string, conn: Connection): string {
         return urlSafe(conn.query);
       case "REMOTE_ADDR":
         return remoteAddr(conn);
+      case "PROTOCOL":
+        return urlSafe(conn.protocol);
     }
     const name = key.slice("QUERY_".length).toLowerCase();
     params ??= new URLSearchParams(conn.query);

@@ -10,10 +10,13 @@ import { Room } from "./room.ts";
 import { type RoomDirectory, RoomRegistry } from "./rooms.ts";
 import { type Counters, createCounters } from "./stats.ts";
 import { VERSION } from "./version.ts";
+import { chooseSubprotocol, Pinger, wireOptions } from "./wire.ts";
 
 export interface RunningServer {
   readonly hostname: string;
   readonly port: number;
+  /** The unix socket it listens on (`--addr unix:PATH`), or null on TCP. */
+  readonly unixPath: string | null;
   readonly counters: Counters;
   /** The open rooms, by name (the directory's live map). */
   readonly rooms: ReadonlyMap<string, Room>;
@@ -34,6 +37,7 @@ const MAX_ID = 0xffff_ffff;
 export function serve(config: Config, log: Logger): RunningServer {
   const counters = createCounters();
   const roomAllowed = config.rooms === null ? null : picomatch(config.rooms, { dot: true });
+  const pinger = config.pingMs === null ? null : new Pinger(config.pingMs, config.idleTimeout);
   let nextId = 1;
   let oneshotTaken = false;
   let stopped: Promise<void> | null = null;
@@ -62,6 +66,12 @@ export function serve(config: Config, log: Logger): RunningServer {
     if (RESERVED_ROOMS.has(name)) return refuse(400, `room name '${name}' is reserved`);
     if (roomAllowed !== null && !roomAllowed(name))
       return refuse(400, `room '${name}' is not allowed (--rooms)`);
+    let protocol = "";
+    if (config.subprotocols !== null) {
+      const choice = chooseSubprotocol(req.headers.get("sec-websocket-protocol"), config.subprotocols);
+      if (choice.kind === "refuse") return refuse(400, choice.reason);
+      protocol = choice.protocol;
+    }
     if (stopped) return refuse(503, "server is shutting down");
     if (config.oneshot && oneshotTaken) return refuse(503, "--oneshot: already serving a client");
     const admission = directory.admit(name);
@@ -77,21 +87,24 @@ export function serve(config: Config, log: Logger): RunningServer {
         remotePort: ip?.port ?? 0,
         pathInfo: slash === -1 ? "" : path.slice(slash),
         scriptName: `/${segment}`,
+        protocol,
         // Only a connection that opens a room needs its headers (for the child's HTTP_* variables).
         headers: directory.rooms.has(name) ? new Headers() : req.headers,
       },
       room: null,
       slow: false,
     };
-    if (!server.upgrade(req, { data })) return refuse(400, "expected a websocket upgrade");
+    const headers = protocol === "" ? undefined : { "Sec-WebSocket-Protocol": protocol };
+    if (!server.upgrade(req, { data, headers })) return refuse(400, "expected a websocket upgrade");
     nextId++;
     if (config.oneshot) oneshotTaken = true;
     return undefined;
   };
 
-  const server = Bun.serve<ClientData>({
-    hostname: config.hostname,
-    port: config.port,
+  const options = {
+    ...(config.unixPath === null
+      ? { hostname: config.hostname, port: config.port }
+      : { unix: config.unixPath }),
     fetch(req, server) {
       const url = new URL(req.url);
       // A websocket is always a room (reserved names are refused there), whatever the path.
@@ -103,6 +116,7 @@ export function serve(config: Config, log: Logger): RunningServer {
       return text(500, "internal error");
     },
     websocket: {
+      ...wireOptions(config),
       // Past twice the cap Bun closes the socket itself; the room's sweep closes it at the cap, with a reason.
       backpressureLimit: config.maxBuffer * 2,
       closeOnBackpressureLimit: true,
@@ -112,6 +126,7 @@ export function serve(config: Config, log: Logger): RunningServer {
       open(ws) {
         const { conn } = ws.data;
         counters.connections++;
+        pinger?.add(ws);
         log.infoLine(`client ${conn.id} joined room ${conn.room} from ${remoteAddr(conn)}`);
         const room = directory.enter(conn);
         if (!(room instanceof Room)) {
@@ -128,10 +143,23 @@ export function serve(config: Config, log: Logger): RunningServer {
         log.debug(
           `client ${ws.data.conn.id} left room ${ws.data.conn.room} (${code}${reason ? ` ${reason}` : ""})`,
         );
+        pinger?.remove(ws);
         ws.data.room?.leave(ws);
       },
+      pong(ws) {
+        pinger?.pong(ws);
+      },
     },
-  });
+  } satisfies Bun.Serve.Options<ClientData>;
+  // A unix socket is 0660 from the start: the umask applies when Bun binds it, so no other user can connect
+  // in the moment a chmod would come too late for.
+  const umask = config.unixPath === null ? null : process.umask(0o117);
+  let server: Server<ClientData>;
+  try {
+    server = Bun.serve<ClientData>(options);
+  } finally {
+    if (umask !== null) process.umask(umask);
+  }
 
   const directory: RoomDirectory = new RoomRegistry(
     {
@@ -155,12 +183,15 @@ export function serve(config: Config, log: Logger): RunningServer {
   const handle: RunningServer = {
     hostname: config.hostname,
     port: server.port ?? config.port,
+    unixPath: config.unixPath,
     counters,
     rooms: directory.rooms,
     directory,
     stop() {
       stopped ??= (async () => {
+        pinger?.stop();
         await directory.shutdown();
+        // Bun removes a unix socket's file here.
         await server.stop(true);
         markFinished();
       })();

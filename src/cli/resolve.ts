@@ -8,10 +8,14 @@ import {
   oneOf,
   parseAddr,
   parseCache,
+  parseIdleTimeout,
+  parsePingMs,
   parsePortRange,
   parsePositiveInt,
   parseSeconds,
   parseSize,
+  parseSubprotocols,
+  parseUnixAddr,
   splitList,
 } from "./values.ts";
 
@@ -29,7 +33,9 @@ export function resolveCli(raw: readonly string[]): CliAction {
 export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(raw)): Config {
   const { values: a, positionals } = readNormalized(pre.argv);
   const cmd = commandOf(positionals, pre.misreadFrameMode);
-  const [hostname, port] = parseAddr(a.addr);
+  const unixPath = parseUnixAddr(a.addr);
+  const [hostname, port] = unixPath === null ? parseAddr(a.addr) : ["localhost", 0];
+  const idleTimeout = parseIdleTimeout(a.idletimeout);
   const { clientFrame, serverFrame } = parseFraming(a.frame, a.clientframe, a.serverframe, a.json === true);
   if (a.delimiters !== undefined && a.null === true)
     throw new UsageError("--delimiters conflicts with --null");
@@ -40,6 +46,11 @@ export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(
     args: pre.trailing,
     hostname,
     port,
+    unixPath,
+    deflate: a.deflate === true,
+    subprotocols: a.subprotocol === undefined ? null : parseSubprotocols(a.subprotocol),
+    idleTimeout,
+    pingMs: a.pingms === undefined ? null : parsePingMs(a.pingms, idleTimeout),
     binary: a.binary === true,
     cache: a.cache === undefined ? null : parseCache(a.cache),
     cachePersist: a.cachepersist === true,
@@ -63,6 +74,7 @@ export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(
     maxRooms: a.maxrooms === undefined ? null : parsePositiveInt("maxrooms", a.maxrooms),
     staticDir: a.staticdir === undefined ? null : checkDir(a.staticdir),
     tcp: a.tcp === true,
+    passStderr: a.passstderr === true,
     tcpPorts: parsePortRange(a.tcpports),
     verbosity: pre.verbosity,
     maxBuffer: parseSize("maxbuffer", a.maxbuffer),

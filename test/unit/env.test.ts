@@ -18,6 +18,7 @@ function conn(over: Partial<Connection> = {}): Connection {
     remotePort: 40000,
     pathInfo: "",
     scriptName: "/lobby",
+    protocol: "",
     headers: new Headers(),
     ...over,
   };
@@ -127,6 +128,7 @@ describe("childEnv", () => {
       conn({
         room: "a b",
         scriptName: "/a%20b",
+        protocol: "",
         pathInfo: "/more/path",
         query: "x=1&y=%22",
         remoteIp: "::1",
