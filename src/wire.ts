@@ -16,7 +16,8 @@ type WireOptions = Pick<WebSocketHandler<ClientData>, "perMessageDeflate" | "idl
  * socket that lingers after the pinger closed it, so it gets twice the time.
  */
 export function wireOptions(config: Config): WireOptions {
-  // Shared compressor: memory per socket stays flat, and a published message is compressed once for the room.
+  // Bun's shared compressor: no compression state per socket. A published message is still compressed once per
+  // client (uWS compresses in each socket's send), which is what --deflate costs in a busy room.
   const perMessageDeflate = config.deflate;
   if (config.pingMs === null) return { perMessageDeflate, idleTimeout: config.idleTimeout, sendPings: true };
   return { perMessageDeflate, idleTimeout: Math.min(960, config.idleTimeout * 2), sendPings: false };

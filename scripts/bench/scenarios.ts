@@ -33,13 +33,24 @@ export interface Context {
   compiled: System;
   /** The primary build with `--json`. */
   json: System;
+  /** The primary build with `--deflate`. */
+  deflate: System;
   progress: (line: string) => void;
   /** Step ids to run (`--only`), or null for all. */
   only: ReadonlySet<string> | null;
 }
 
 /** The steps of a run, by the id `--only` takes. */
-export const STEP_IDS = ["echo-pinned", "echo", "fanout", "routing", "churn", "memory", "startup"] as const;
+export const STEP_IDS = [
+  "echo-pinned",
+  "echo",
+  "fanout",
+  "routing",
+  "churn",
+  "memory",
+  "startup",
+  "deflate",
+] as const;
 
 /** Cores for `taskset` in the pinned runs: the server and its children on one, the load generator on the other. */
 const SERVER_CPU = 0;
@@ -298,6 +309,27 @@ function churnGroup(ctx: Context): GroupSpec<number> {
   };
 }
 
+/**
+ * What `--deflate` costs: the primary build with and without it, on one echo case and one fan-out case. Bun
+ * compresses a published line once per client that agreed to compression, not once per room, so fan-out is where
+ * it shows.
+ */
+async function runDeflate(ctx: Context): Promise<void> {
+  const columns = [ctx.primary, ctx.deflate];
+  await runGroup(ctx, {
+    ...echoGroup(ctx, false),
+    title: "Echo, --deflate",
+    columns,
+    cases: [{ conns: 100, window: 32 }],
+  });
+  await runGroup(ctx, {
+    ...fanoutGroup(ctx),
+    title: "Fan-out, --deflate",
+    columns,
+    cases: [100],
+  });
+}
+
 /** Memory needs a fresh server for every measurement: a heap that already grew would hide the clients' cost. */
 async function runMemory(ctx: Context): Promise<void> {
   const { plan } = ctx;
@@ -383,6 +415,7 @@ export async function runAll(ctx: Context): Promise<void> {
     ["churn", "churn", true, () => runGroup(ctx, churnGroup(ctx))],
     ["memory", "memory", true, () => runMemory(ctx)],
     ["startup", "start-up", true, () => runStartup(ctx)],
+    ["deflate", "--deflate", true, () => runDeflate(ctx)],
   ];
   for (const [id, name, enabled, step] of steps) {
     if (!enabled || (ctx.only !== null && !ctx.only.has(id))) continue;
