@@ -16,6 +16,16 @@ export interface Config {
   args: string[];
   hostname: string;
   port: number;
+  /** `--addr unix:PATH`: listen on this unix socket instead of `hostname:port`. */
+  unixPath: string | null;
+  /** `--deflate`: permessage-deflate for clients that offer it. */
+  deflate: boolean;
+  /** `--subprotocol`: the subprotocols the server speaks, in its order of preference; null takes none. */
+  subprotocols: string[] | null;
+  /** Seconds without traffic before a client is closed; 0 never. */
+  idleTimeout: number;
+  /** `--pingms`: the server's own ping interval; null leaves pings to Bun (shortly before the idle timeout). */
+  pingMs: number | null;
   binary: boolean;
   cache: CacheConfig | null;
   cachePersist: boolean;
@@ -38,6 +48,8 @@ export interface Config {
   maxRooms: number | null;
   staticDir: string | null;
   tcp: boolean;
+  /** `--passstderr`: the child's stderr lines also go to its room's clients. */
+  passStderr: boolean;
   tcpPorts: [number, number];
   /** 0 info, 1 debug (`-v`), 2 trace (`-vv`). */
   verbosity: number;
@@ -96,6 +108,8 @@ export const DEFAULTS = {
   tcpTimeoutMs: 10_000,
   /** Long enough for an auth service on another host, short enough that a stuck one does not hold upgrades. */
   authTimeoutMs: 5_000,
+  /** Bun's default: long enough for a client behind a slow link, short enough to shed dead peers. */
+  idleTimeoutSeconds: 120,
 } as const;
 
 /** Room names that are HTTP endpoints of their own and are refused as websocket rooms. */

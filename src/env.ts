@@ -12,6 +12,8 @@ export interface Connection {
   pathInfo: string;
   /** The room segment as it appeared in the URL, still percent-encoded (CGI `SCRIPT_NAME`). */
   scriptName: string;
+  /** The subprotocol the server answered with (`--subprotocol`), `""` when none. */
+  protocol: string;
   headers: Headers;
   /** Who the access check admitted (a token's `sub`, the auth service's answer); null without one. */
   user: string | null;
@@ -92,6 +94,7 @@ export function childEnv(
   env.REMOTE_PORT = String(conn.remotePort);
   env.ROOM = conn.room;
   if (conn.user !== null) env.REMOTE_USER = conn.user;
+  if (conn.protocol !== "") env.WEBSOCKET_PROTOCOL = conn.protocol;
   for (const name in extra) env[name] = extra[name] as string;
   return env;
 }
@@ -115,7 +118,7 @@ function hostWithoutPort(host: string): string {
   return m?.[1] ?? host;
 }
 
-const PLACEHOLDER = /#(ID|ROOM|QUERY_STRING|REMOTE_ADDR|USER|QUERY_[A-Za-z0-9_.-]+)/g;
+const PLACEHOLDER = /#(ID|ROOM|QUERY_STRING|REMOTE_ADDR|USER|PROTOCOL|QUERY_[A-Za-z0-9_.-]+)/g;
 
 /** Percent-encodes every character that could break a JSON string or start a placeholder, keeping URL syntax. */
 function urlSafe(s: string): string {
@@ -124,9 +127,10 @@ function urlSafe(s: string): string {
 
 /**
  * Expands `--joinmsg`/`--leavemsg` placeholders in one pass, so a value can never introduce another
- * placeholder. `#USER` is the admitted user, empty without one. Values from the client are URL-encoded (`#`
- * becomes `%23`, `"` becomes `%22`), so they cannot break the JSON around them either. `#QUERY_<NAME>` matches
- * the parameter name case-insensitively; a missing parameter expands to the empty string.
+ * placeholder. `#USER` is the admitted user, empty without one; `#PROTOCOL` the subprotocol the server answered
+ * with. Values from the client are URL-encoded (`#` becomes `%23`, `"` becomes `%22`), so they cannot break the
+ * JSON around them either. `#QUERY_<NAME>` matches the parameter name case-insensitively; a missing parameter
+ * expands to the empty string.
  */
 export function expandTemplate(template: string, conn: Connection): string {
   if (!template.includes("#")) return template;
@@ -143,6 +147,8 @@ export function expandTemplate(template: string, conn: Connection): string {
         return remoteAddr(conn);
       case "USER":
         return urlSafe(conn.user ?? "");
+      case "PROTOCOL":
+        return urlSafe(conn.protocol);
     }
     const name = key.slice("QUERY_".length).toLowerCase();
     params ??= new URLSearchParams(conn.query);

@@ -61,6 +61,8 @@ export class Room implements ChildEvents, RoomOutput {
    */
   private readonly addressed: boolean;
   private readonly cacheAll: boolean;
+  /** `--passstderr`: what a line of the child's stderr becomes for the clients; null keeps it in the log. */
+  private stderrMessage: ((line: string) => string) | null = null;
 
   /**
    * Spawns the room's child with the environment of the connection that opens it; throws SpawnError.
@@ -81,6 +83,9 @@ export class Room implements ChildEvents, RoomOutput {
     this.reader = framing.server.reader(this);
     this.topic = roomTopic(name);
     this.cacheAll = config.cache?.type === "all";
+    if (config.passStderr)
+      this.stderrMessage =
+        config.serverFrame === "json" ? (line) => JSON.stringify({ _stderr: line }) : String;
     this.log = tagged(ctx.log, name);
     const transport =
       tcpPort === null
@@ -176,8 +181,10 @@ export class Room implements ChildEvents, RoomOutput {
     this.sweepSlowClients();
   }
 
-  logLine(line: string): void {
+  logLine(line: string, stderr: boolean): void {
     this.log.log(line);
+    if (!stderr || this.stderrMessage === null || this.closed) return;
+    if (this.ctx.server.publish(this.topic, this.stderrMessage(line)) <= 0) this.pressure = true;
   }
 
   logOversize(chars: number): void {

@@ -17,10 +17,13 @@ import { Room } from "./room.ts";
 import { type RoomDirectory, RoomRegistry } from "./rooms.ts";
 import { type Counters, createCounters } from "./stats.ts";
 import { VERSION } from "./version.ts";
+import { chooseSubprotocol, Pinger, wireOptions } from "./wire.ts";
 
 export interface RunningServer {
   readonly hostname: string;
   readonly port: number;
+  /** The unix socket it listens on (`--addr unix:PATH`), or null on TCP. */
+  readonly unixPath: string | null;
   readonly counters: Counters;
   /** The open rooms, by name (the directory's live map). */
   readonly rooms: ReadonlyMap<string, Room>;
@@ -40,6 +43,8 @@ interface Target {
   /** The room segment, still percent-encoded. */
   segment: string;
   pathInfo: string;
+  /** The subprotocol answered (`--subprotocol`), empty when none. */
+  protocol: string;
 }
 
 /**
@@ -51,6 +56,7 @@ export function serve(config: Config, log: Logger): RunningServer {
   const roomAllowed = config.rooms === null ? null : picomatch(config.rooms, { dot: true });
   const access = accessGate(config, log);
   const trusted = config.trustProxy === null ? null : trustedProxies(config.trustProxy);
+  const pinger = config.pingMs === null ? null : new Pinger(config.pingMs, config.idleTimeout);
   let nextId = 1;
   let oneshotTaken = false;
   let stopped: Promise<void> | null = null;
@@ -83,7 +89,13 @@ export function serve(config: Config, log: Logger): RunningServer {
     if (RESERVED_ROOMS.has(name)) return refuse(400, `room name '${name}' is reserved`);
     if (roomAllowed !== null && !roomAllowed(name))
       return refuse(400, `room '${name}' is not allowed (--rooms)`);
-    const target: Target = { name, segment, pathInfo: slash === -1 ? "" : path.slice(slash) };
+    let protocol = "";
+    if (config.subprotocols !== null) {
+      const choice = chooseSubprotocol(req.headers.get("sec-websocket-protocol"), config.subprotocols);
+      if (choice.kind === "refuse") return refuse(400, choice.reason);
+      protocol = choice.protocol;
+    }
+    const target: Target = { name, segment, pathInfo: slash === -1 ? "" : path.slice(slash), protocol };
     // Who may connect (access/): a Promise when a token is verified or the auth service is asked.
     const peer = server.requestIP(req);
     const client = clientAddress({ ip: peer?.address ?? "", port: peer?.port ?? 0 }, req.headers, trusted);
@@ -96,7 +108,7 @@ export function serve(config: Config, log: Logger): RunningServer {
   const enterUpgrade = (
     req: Request,
     server: Server<ClientData>,
-    { name, segment, pathInfo }: Target,
+    { name, segment, pathInfo, protocol }: Target,
     client: ClientAddress,
     decided: AccessResult,
   ): Response | undefined => {
@@ -115,6 +127,7 @@ export function serve(config: Config, log: Logger): RunningServer {
         remotePort: client.port,
         pathInfo,
         scriptName: `/${segment}`,
+        protocol,
         // Only a connection that opens a room needs its headers (for the child's HTTP_* variables).
         headers: directory.rooms.has(name) ? new Headers() : decided.headers,
         user: decided.user,
@@ -122,15 +135,17 @@ export function serve(config: Config, log: Logger): RunningServer {
       room: null,
       slow: false,
     };
-    if (!server.upgrade(req, { data })) return refuse(400, "expected a websocket upgrade");
+    const headers = protocol === "" ? undefined : { "Sec-WebSocket-Protocol": protocol };
+    if (!server.upgrade(req, { data, headers })) return refuse(400, "expected a websocket upgrade");
     nextId++;
     if (config.oneshot) oneshotTaken = true;
     return undefined;
   };
 
-  const server = Bun.serve<ClientData>({
-    hostname: config.hostname,
-    port: config.port,
+  const options = {
+    ...(config.unixPath === null
+      ? { hostname: config.hostname, port: config.port }
+      : { unix: config.unixPath }),
     // Read at start: Bun's server.reload() keeps serving the old certificate, so new ones need a restart.
     tls: config.tls === null ? undefined : { cert: config.tls.cert, key: config.tls.key },
     fetch(req, server) {
@@ -144,6 +159,7 @@ export function serve(config: Config, log: Logger): RunningServer {
       return text(500, "internal error");
     },
     websocket: {
+      ...wireOptions(config),
       // Past twice the cap Bun closes the socket itself; the room's sweep closes it at the cap, with a reason.
       backpressureLimit: config.maxBuffer * 2,
       closeOnBackpressureLimit: true,
@@ -153,6 +169,7 @@ export function serve(config: Config, log: Logger): RunningServer {
       open(ws) {
         const { conn } = ws.data;
         counters.connections++;
+        pinger?.add(ws);
         log.infoLine(`client ${conn.id} joined room ${conn.room} from ${remoteAddr(conn)}`);
         const room = directory.enter(conn);
         if (!(room instanceof Room)) {
@@ -169,10 +186,23 @@ export function serve(config: Config, log: Logger): RunningServer {
         log.debug(
           `client ${ws.data.conn.id} left room ${ws.data.conn.room} (${code}${reason ? ` ${reason}` : ""})`,
         );
+        pinger?.remove(ws);
         ws.data.room?.leave(ws);
       },
+      pong(ws) {
+        pinger?.pong(ws);
+      },
     },
-  });
+  } satisfies Bun.Serve.Options<ClientData>;
+  // A unix socket is 0660 from the start: the umask applies when Bun binds it, so no other user can connect
+  // in the moment a chmod would come too late for.
+  const umask = config.unixPath === null ? null : process.umask(0o117);
+  let server: Server<ClientData>;
+  try {
+    server = Bun.serve<ClientData>(options);
+  } finally {
+    if (umask !== null) process.umask(umask);
+  }
 
   const directory: RoomDirectory = new RoomRegistry(
     {
@@ -196,12 +226,15 @@ export function serve(config: Config, log: Logger): RunningServer {
   const handle: RunningServer = {
     hostname: config.hostname,
     port: server.port ?? config.port,
+    unixPath: config.unixPath,
     counters,
     rooms: directory.rooms,
     directory,
     stop() {
       stopped ??= (async () => {
+        pinger?.stop();
         await directory.shutdown();
+        // Bun removes a unix socket's file here.
         await server.stop(true);
         markFinished();
       })();

@@ -16,7 +16,15 @@ import { compileBinary } from "../ship/compile.ts";
 import { hostTarget } from "../ship/targets.ts";
 import { FULL, type Plan, QUICK } from "./plan.ts";
 import { ACCESS_FLAGS, type Context, runAll, STEP_IDS } from "./scenarios.ts";
-import { accessOf, compiled, jsonOf, runScript, type ScalesocketSystem, SOURCE } from "./servers.ts";
+import {
+  accessOf,
+  compiled,
+  deflateOf,
+  jsonOf,
+  runScript,
+  type ScalesocketSystem,
+  SOURCE,
+} from "./servers.ts";
 import { describeMachine, ensureWebsocketd, websocketdVersion } from "./setup.ts";
 import { Results } from "./table.ts";
 import { targets, targetsMarkdown } from "./targets.ts";
@@ -105,6 +113,7 @@ async function main(args: string[]): Promise<number> {
     compiled: compiledSystem,
     json: jsonOf(primary),
     access: accessOf(primary, "--origin --jwtsecret", ACCESS_FLAGS),
+    deflate: deflateOf(primary),
     progress,
     only,
   };

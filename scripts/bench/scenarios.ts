@@ -38,6 +38,8 @@ export interface Context {
   json: System;
   /** The primary build with the access checks on: `--origin` and `--jwtsecret` ({@link ACCESS_FLAGS}). */
   access: System;
+  /** The primary build with `--deflate`. */
+  deflate: System;
   progress: (line: string) => void;
   /** Step ids to run (`--only`), or null for all. */
   only: ReadonlySet<string> | null;
@@ -53,6 +55,7 @@ export const STEP_IDS = [
   "churn",
   "memory",
   "startup",
+  "deflate",
 ] as const;
 
 /** The access checks' scenario: what the server is told, and what every client of it sends. */
@@ -384,6 +387,27 @@ async function runTokenCost(ctx: Context): Promise<void> {
   }
 }
 
+/**
+ * What `--deflate` costs: the primary build with and without it, on one echo case and one fan-out case. Bun
+ * compresses a published line once per client that agreed to compression, not once per room, so fan-out is where
+ * it shows.
+ */
+async function runDeflate(ctx: Context): Promise<void> {
+  const columns = [ctx.primary, ctx.deflate];
+  await runGroup(ctx, {
+    ...echoGroup(ctx, false),
+    title: "Echo, --deflate",
+    columns,
+    cases: [{ conns: 100, window: 32 }],
+  });
+  await runGroup(ctx, {
+    ...fanoutGroup(ctx),
+    title: "Fan-out, --deflate",
+    columns,
+    cases: [100],
+  });
+}
+
 /** Memory needs a fresh server for every measurement: a heap that already grew would hide the clients' cost. */
 async function runMemory(ctx: Context): Promise<void> {
   const { plan } = ctx;
@@ -478,6 +502,7 @@ export async function runAll(ctx: Context): Promise<void> {
     ["churn", "churn", true, () => runGroup(ctx, churnGroup(ctx))],
     ["memory", "memory", true, () => runMemory(ctx)],
     ["startup", "start-up", true, () => runStartup(ctx)],
+    ["deflate", "--deflate", true, () => runDeflate(ctx)],
   ];
   for (const [id, name, enabled, step] of steps) {
     if (!enabled || (ctx.only !== null && !ctx.only.has(id))) continue;

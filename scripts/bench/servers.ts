@@ -67,6 +67,10 @@ export const jsonOf = (s: ScalesocketSystem): ScalesocketSystem =>
 export const accessOf = (s: ScalesocketSystem, label: string, flags: readonly string[]): ScalesocketSystem =>
   scalesocket(`${s.id}-access`, `${s.label} ${label}`, s.exe, false, flags);
 
+/** The same program with `--deflate`; the load generator's Bun clients offer permessage-deflate. */
+export const deflateOf = (s: ScalesocketSystem): ScalesocketSystem =>
+  scalesocket(`${s.id}-deflate`, `${s.label} --deflate`, s.exe, false, ["--deflate"]);
+
 export const WEBSOCKETD: System = {
   id: "websocketd",
   label: "websocketd",

@@ -43,7 +43,7 @@ export const FLAGS = {
     valueHint: "ADDR",
     default: DEFAULTS.addr,
     group: "Server",
-    description: "Interface and port to bind, HOST:PORT or :PORT",
+    description: "Interface and port to bind, HOST:PORT or :PORT, or unix:PATH for a unix socket",
   },
   staticdir: {
     type: "string",
@@ -98,6 +98,33 @@ export const FLAGS = {
     group: "Access",
     description:
       "Proxies (IPs or CIDRs) whose Forwarded or X-Forwarded-For header gives the client's address",
+  },
+  deflate: {
+    type: "boolean",
+    group: "Server",
+    description: "Compress messages for clients that offer permessage-deflate",
+  },
+  subprotocol: {
+    type: "string",
+    valueHint: "LIST",
+    group: "Server",
+    description:
+      "Answer with the first of these subprotocols the client offers, comma list; a client offering only others gets 400",
+  },
+  idletimeout: {
+    type: "string",
+    // Not SECONDS: one letter more than the longest flag so far would widen the whole help's first column.
+    valueHint: "SECS",
+    default: String(DEFAULTS.idleTimeoutSeconds),
+    group: "Server",
+    description: "Close a client after this long without traffic; 0 never (else 8 to 960)",
+  },
+  pingms: {
+    type: "string",
+    valueHint: "MS",
+    shownDefault: "shortly before --idletimeout",
+    group: "Server",
+    description: "Ping every client this often; the idle time then counts from its last pong",
   },
   rooms: {
     type: "string",
@@ -162,6 +189,11 @@ export const FLAGS = {
     default: String(DEFAULTS.graceSeconds),
     group: "Rooms and children",
     description: "Time between SIGTERM and SIGKILL when a child is stopped",
+  },
+  passstderr: {
+    type: "boolean",
+    group: "Rooms and children",
+    description: 'Send the child\'s stderr lines to its clients too ({"_stderr": LINE} with JSON framing)',
   },
   json: {
     type: "boolean",

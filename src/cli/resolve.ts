@@ -10,10 +10,14 @@ import {
   oneOf,
   parseAddr,
   parseCache,
+  parseIdleTimeout,
+  parsePingMs,
   parsePortRange,
   parsePositiveInt,
   parseSeconds,
   parseSize,
+  parseSubprotocols,
+  parseUnixAddr,
   splitList,
 } from "./values.ts";
 
@@ -52,7 +56,9 @@ export function resolveConfig(
 function configOf(pre: Prescanned, verbosity: number): Config {
   const { values: a, positionals } = readNormalized(pre.argv);
   const cmd = commandOf(positionals, pre.misreadFrameMode);
-  const [hostname, port] = parseAddr(a.addr);
+  const unixPath = parseUnixAddr(a.addr);
+  const [hostname, port] = unixPath === null ? parseAddr(a.addr) : ["localhost", 0];
+  const idleTimeout = parseIdleTimeout(a.idletimeout);
   const { clientFrame, serverFrame } = parseFraming(a.frame, a.clientframe, a.serverframe, a.json === true);
   if (a.delimiters !== undefined && a.null === true)
     throw new UsageError("--delimiters conflicts with --null");
@@ -64,6 +70,11 @@ function configOf(pre: Prescanned, verbosity: number): Config {
     args: pre.trailing,
     hostname,
     port,
+    unixPath,
+    deflate: a.deflate === true,
+    subprotocols: a.subprotocol === undefined ? null : parseSubprotocols(a.subprotocol),
+    idleTimeout,
+    pingMs: a.pingms === undefined ? null : parsePingMs(a.pingms, idleTimeout),
     binary: a.binary === true,
     cache: a.cache === undefined ? null : parseCache(a.cache),
     cachePersist: a.cachepersist === true,
@@ -87,6 +98,7 @@ function configOf(pre: Prescanned, verbosity: number): Config {
     maxRooms: a.maxrooms === undefined ? null : parsePositiveInt("maxrooms", a.maxrooms),
     staticDir: a.staticdir === undefined ? null : checkDir(a.staticdir),
     tcp: a.tcp === true,
+    passStderr: a.passstderr === true,
     tcpPorts: parsePortRange(a.tcpports),
     verbosity,
     maxBuffer: parseSize("maxbuffer", a.maxbuffer),

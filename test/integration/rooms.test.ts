@@ -95,6 +95,7 @@ function connection(id: number, room: string): Connection {
     remotePort: 1,
     pathInfo: "",
     scriptName: `/${room}`,
+    protocol: "",
     headers: new Headers(),
     user: null,
   };

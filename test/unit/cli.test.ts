@@ -60,6 +60,11 @@ const EVERY_FLAG = [
   "jwtkey",
   "authurl",
   "trustproxy",
+  "deflate",
+  "subprotocol",
+  "idletimeout",
+  "pingms",
+  "passstderr",
 ] as const;
 
 describe("defaults", () => {
@@ -69,6 +74,11 @@ describe("defaults", () => {
       args: [],
       hostname: "0.0.0.0",
       port: 9000,
+      unixPath: null,
+      deflate: false,
+      subprotocols: null,
+      idleTimeout: 120,
+      pingMs: null,
       binary: false,
       cache: null,
       cachePersist: false,
@@ -87,6 +97,7 @@ describe("defaults", () => {
       maxRooms: null,
       staticDir: null,
       tcp: false,
+      passStderr: false,
       tcpPorts: [9001, 9999],
       verbosity: 0,
       maxBuffer: 4 * 1024 * 1024,
@@ -532,6 +543,42 @@ describe("transport flags", () => {
     ],
   ];
   test.each(conflicts)("%s is refused", (_name, argv, message) => {
+    expect(usageError(argv)).toContain(message);
+  });
+});
+
+describe("wire flags", () => {
+  const cases: [string, string[], Partial<Config>][] = [
+    ["--deflate", ["--deflate", "cat"], { deflate: true }],
+    ["--subprotocol", ["--subprotocol", "v2.chat, v1.chat", "cat"], { subprotocols: ["v2.chat", "v1.chat"] }],
+    ["--idletimeout 0", ["--idletimeout", "0", "cat"], { idleTimeout: 0, pingMs: null }],
+    ["--idletimeout 8", ["--idletimeout=8", "cat"], { idleTimeout: 8 }],
+    ["--pingms", ["--pingms", "2500", "cat"], { idleTimeout: 120, pingMs: 2500 }],
+    ["--pingms with no idle timeout", ["--idletimeout", "0", "--pingms", "60000", "cat"], { pingMs: 60_000 }],
+    [
+      "--addr unix:PATH",
+      ["--addr", "unix:/tmp/s.sock", "cat"],
+      { unixPath: "/tmp/s.sock", hostname: "localhost", port: 0 },
+    ],
+    ["--addr unix: relative", ["--addr=unix:s.sock", "cat"], { unixPath: `${process.cwd()}/s.sock` }],
+    ["--passstderr", ["--passstderr", "cat"], { passStderr: true }],
+  ];
+  test.each(cases)("%s", (_name, argv, expected) => {
+    expect(resolveConfig(argv)).toMatchObject(expected);
+  });
+
+  const refused: [string, string[], string][] = [
+    ["--idletimeout below Bun's tick", ["--idletimeout", "5", "cat"], "expected seconds, 0 or 8 to 960"],
+    ["--idletimeout past Bun's limit", ["--idletimeout", "961", "cat"], "0 or 8 to 960"],
+    ["--idletimeout fraction", ["--idletimeout", "8.5", "cat"], "--idletimeout"],
+    ["--pingms too small", ["--pingms", "10", "cat"], "expected milliseconds, 100 to 3600000"],
+    ["--pingms not below the idle timeout", ["--idletimeout", "8", "--pingms", "8000", "cat"], "shorter"],
+    ["--subprotocol empty", ["--subprotocol=", "cat"], "--subprotocol needs at least one entry"],
+    ["--subprotocol not a token", ["--subprotocol", "a b", "cat"], "is a token"],
+    ["--addr unix: without a path", ["--addr", "unix:", "cat"], "expected unix:PATH"],
+    ["--deflate with a value", ["--deflate=1", "cat"], "--deflate takes no value"],
+  ];
+  test.each(refused)("%s is refused", (_name, argv, message) => {
     expect(usageError(argv)).toContain(message);
   });
 });

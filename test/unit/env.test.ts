@@ -18,6 +18,7 @@ function conn(over: Partial<Connection> = {}): Connection {
     remotePort: 40000,
     pathInfo: "",
     scriptName: "/lobby",
+    protocol: "",
     headers: new Headers(),
     user: null,
     ...over,
@@ -142,6 +143,7 @@ describe("childEnv", () => {
       conn({
         room: "a b",
         scriptName: "/a%20b",
+        protocol: "",
         pathInfo: "/more/path",
         query: "x=1&y=%22",
         remoteIp: "::1",
@@ -230,6 +232,11 @@ describe("childEnv", () => {
     expect(env.QUERY_STRING).toBe("");
   });
 
+  test("WEBSOCKET_PROTOCOL is the chosen subprotocol, and absent when none was", () => {
+    expect(childEnv({}, conn({ protocol: "mqtt" }), SERVER).WEBSOCKET_PROTOCOL).toBe("mqtt");
+    expect("WEBSOCKET_PROTOCOL" in childEnv({}, conn(), SERVER)).toBe(false);
+  });
+
   test("extra variables are added last and win", () => {
     const env = childEnv(passedEnv(passEnvFilter([]), {}), conn(), SERVER, {
       PORT: "9001",
@@ -259,6 +266,8 @@ describe("expandTemplate", () => {
     ["#QUERY_STRING cannot close a JSON string", '"#QUERY_STRING"', { query: 'a="}\\' }, '"a=%22%7D%5C"'],
     ["#REMOTE_ADDR", "#REMOTE_ADDR", { remoteIp: "10.0.0.1", remotePort: 5 }, "10.0.0.1:5"],
     ["#REMOTE_ADDR IPv6", "#REMOTE_ADDR", { remoteIp: "::1", remotePort: 5 }, "[::1]:5"],
+    ["#PROTOCOL", '{"p":"#PROTOCOL"}', { protocol: "graphql-ws" }, '{"p":"graphql-ws"}'],
+    ["#PROTOCOL when none was chosen", "[#PROTOCOL]", { protocol: "" }, "[]"],
     ["#QUERY_<NAME>", "#QUERY_NAME", { query: "name=bob" }, "bob"],
     ["#QUERY_<NAME> is case-insensitive", "#QUERY_NAME", { query: "Name=bob" }, "bob"],
     ["#QUERY_<NAME> lower-case in the template", "#QUERY_name", { query: "NAME=bob" }, "bob"],

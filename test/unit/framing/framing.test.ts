@@ -31,6 +31,7 @@ const conn: Connection = {
   remotePort: 5000,
   pathInfo: "",
   scriptName: "/lobby",
+  protocol: "",
   headers: new Headers(),
   user: null,
 };
