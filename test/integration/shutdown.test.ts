@@ -49,7 +49,7 @@ describe("shutdown", () => {
       // The server waited for its children; the grandchildren got SIGKILL with their group, which the kernel
       // carries out on its own schedule, so they are polled for (bounded) rather than given a time limit.
       await until(() => !pids.some(alive), "every child and grandchild to be gone");
-      expect(log()).toContain(`${signal}: closing clients and stopping children`);
+      expect(log()).toContain(`${signal}: stopping children, then closing clients`);
     });
   }
 
@@ -61,11 +61,13 @@ describe("shutdown", () => {
     const a = await TestClient.open(t.url("r"));
     expect(await a.next()).toBe("ready");
     const stopped = t.server.stop();
-    expect(await a.waitClosed()).toEqual({ code: 1001, reason: "server shutting down" });
     expect(await upgradeStatus(t.url("r"))).toBe(503);
     expect(await upgradeStatus(t.url("new"))).toBe(503);
     expect(t.logs.join("")).toContain("refused a websocket: server is shutting down");
+    // The client stays until its child is gone, so that it hears the child's last words.
+    expect(a.ws.readyState).toBe(WebSocket.OPEN);
     writeFileSync(go, "");
+    expect(await a.waitClosed()).toEqual({ code: 1001, reason: "server shutting down" });
     await within(stopped, "the shutdown to finish once the child exits");
   });
 
