@@ -2,7 +2,7 @@ import type { Client, ClientData } from "./client.ts";
 import { closeReason } from "./client.ts";
 import type { Config } from "./config.ts";
 import type { Connection } from "./env.ts";
-import { hasControls, type Logger } from "./log.ts";
+import { hasControls, type Logger, type TaggedLogger } from "./log.ts";
 import { type Counters, countRefusal, type RefusalReason } from "./stats.ts";
 
 /**
@@ -239,4 +239,30 @@ export function queuedBudget(
     );
     ws.close(1013, closeReason(`server too busy: more than ${config.maxQueued} bytes queued (--maxqueued)`));
   });
+}
+
+/**
+ * A room's slow-client sweep, after one of its publishes reported backpressure: closes the clients whose outgoing
+ * buffer passed `--maxbuffer` (1013), and tells the `--maxqueued` budget what each has queued, which closes the
+ * most behind server-wide when all together have too much. Bun's own `backpressureLimit` (twice the cap, set by
+ * the server) stays as a hard backstop that closes without a reason.
+ */
+export function sweepQueued(
+  members: Iterable<Client>,
+  ctx: { config: Pick<Config, "maxBuffer">; counters: Counters; queued: QueuedBudget },
+  log: TaggedLogger,
+): void {
+  const { config, counters, queued } = ctx;
+  const cap = config.maxBuffer;
+  for (const ws of members) {
+    const bytes = ws.getBufferedAmount();
+    queued.note(ws, bytes);
+    if (ws.data.slow || bytes <= cap) continue;
+    ws.data.slow = true;
+    counters.slowClientsClosed++;
+    counters.closedBy.max_buffer++;
+    log.warn(`closing client ${ws.data.conn.id}: more than ${cap} bytes waiting to be sent`);
+    ws.close(1013, closeReason(`client too slow: more than ${cap} bytes queued`));
+  }
+  queued.enforce();
 }

@@ -9,7 +9,7 @@ import type { Config } from "./config.ts";
 import { type Connection, childEnv, type ServerInfo } from "./env.ts";
 import type { ByteSplitter } from "./framing/bytesplit.ts";
 import { type ClientFraming, framingFor, type RoomOutput } from "./framing/index.ts";
-import type { QueuedBudget } from "./limits.ts";
+import { type QueuedBudget, sweepQueued } from "./limits.ts";
 import { type Logger, type TaggedLogger, tagged } from "./log.ts";
 import type { Counters } from "./stats.ts";
 
@@ -273,29 +273,11 @@ export class Room implements ChildEvents, RoomOutput {
     );
   }
 
-  /**
-   * Closes the clients whose outgoing buffer passed `--maxbuffer`, and tells the `--maxqueued` budget what each
-   * has queued, which closes the most behind server-wide when all together have too much; called after each chunk
-   * of child output was delivered. Does anything only after a send reported backpressure, so a room that keeps up
-   * pays nothing for it. Bun's own `backpressureLimit` (twice the cap, set by the server) stays as a hard
-   * backstop that closes without a reason.
-   */
+  /** After each chunk of output: only after a publish reported backpressure, so a room that keeps up pays nothing. */
   private sweepSlowClients(): void {
     if (!this.pressure) return;
     this.pressure = false;
-    const cap = this.ctx.config.maxBuffer;
-    const { queued } = this.ctx;
-    for (const ws of this.members.values()) {
-      const bytes = ws.getBufferedAmount();
-      queued.note(ws, bytes);
-      if (ws.data.slow || bytes <= cap) continue;
-      ws.data.slow = true;
-      this.ctx.counters.slowClientsClosed++;
-      this.ctx.counters.closedBy.max_buffer++;
-      this.log.warn(`closing client ${ws.data.conn.id}: more than ${cap} bytes waiting to be sent`);
-      ws.close(1013, closeReason(`client too slow: more than ${cap} bytes queued`));
-    }
-    queued.enforce();
+    sweepQueued(this.members.values(), this.ctx, this.log);
   }
 
   /** Ends the room for its clients: no more joins or leaves count, every member gets the close frame. */
