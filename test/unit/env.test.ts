@@ -196,10 +196,11 @@ describe("childEnv", () => {
     ]);
     for (let round = 0; round < 2; round++) {
       const env = childEnv(passedEnv(passEnvFilter([]), {}), conn({ headers }), SERVER);
-      expect(Object.keys(env).filter((k) => k.startsWith("HTTP_")).sort()).toEqual([
-        "HTTP_X_FORWARDED_FOR",
-        "HTTP_X_OK_9",
-      ]);
+      expect(
+        Object.keys(env)
+          .filter((k) => k.startsWith("HTTP_"))
+          .sort(),
+      ).toEqual(["HTTP_X_FORWARDED_FOR", "HTTP_X_OK_9"]);
       expect(env.HTTP_X_FORWARDED_FOR).toBe("198.51.100.1");
     }
   });

@@ -121,7 +121,10 @@ describe("ConnectionLimits", () => {
   });
 
   test("without the flags nothing is refused and no address is held", () => {
-    const limits = new ConnectionLimits({ maxClients: null, maxPerIp: null, rateLimit: null }, createCounters());
+    const limits = new ConnectionLimits(
+      { maxClients: null, maxPerIp: null, rateLimit: null },
+      createCounters(),
+    );
     for (let i = 0; i < 100; i++) expect(limits.opened(conn("1.1.1.1"))).toBeNull();
     expect(limits.admit("1.1.1.1")).toBeNull();
     expect(limits.bucket()).toBeNull();
