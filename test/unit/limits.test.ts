@@ -5,7 +5,7 @@ import { ConnectionLimits, QueuedBudget, roomNameProblem, TokenBucket } from "..
 import { createCounters } from "../../src/stats.ts";
 
 describe("roomNameProblem", () => {
-  const ok = ["lobby", "game-1", "a b", "ünïcödé", "é".repeat(127) + "a", "...", ".a", "a.", "%2e"];
+  const ok = ["lobby", "game-1", "a b", "ünïcödé", `${"é".repeat(127)}a`, "...", ".a", "a.", "%2e"];
   test.each(ok)("accepts %p", (name) => {
     expect(roomNameProblem(name)).toBeNull();
   });
