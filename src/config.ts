@@ -45,7 +45,20 @@ export interface Config {
   passEnv: string[];
   /** Names or picomatch globs of the accepted rooms; null accepts every room. */
   rooms: string[] | null;
+  /** At most this many rooms, counting those whose child is still being stopped; null is no limit. */
   maxRooms: number | null;
+  /** At most this many open websockets on the server; null is no limit. */
+  maxClients: number | null;
+  /** At most this many open websockets from one client IP (`Connection.remoteIp`); null is no limit. */
+  maxPerIp: number | null;
+  /** Largest client message in bytes; the websocket closes a client that sends more (1009). */
+  maxMessage: number;
+  /** Messages per second per client (a token bucket holding two seconds' worth); null is no limit. */
+  rateLimit: number | null;
+  /** Bytes queued for all clients together; past it the clients with the most queued are closed (1013). */
+  maxQueued: number;
+  /** When a room's child is taken to crash, and how long its room is then refused (no flag; tests shorten it). */
+  crashBackoff: CrashBackoffConfig;
   staticDir: string | null;
   tcp: boolean;
   /** `--passstderr`: the child's stderr lines also go to its room's clients. */
@@ -94,12 +107,31 @@ export interface TlsConfig {
   key: string;
 }
 
+/**
+ * A room whose child ended on its own within `windowMs` of its start `streak` times in a row is refused for
+ * `firstMs`, doubling with each further quick end up to `maxMs`.
+ */
+export interface CrashBackoffConfig {
+  windowMs: number;
+  streak: number;
+  firstMs: number;
+  maxMs: number;
+}
+
 export const DEFAULTS = {
   addr: "0.0.0.0:9000",
   passEnv: "PATH,DYLD_LIBRARY_PATH",
   tcpPorts: "9001:9999",
   /** 4 MiB: several seconds of a fast room for a client on a slow link, and bounded for thousands of clients. */
   maxBuffer: 4 * 1024 * 1024,
+  /** Enough live children for a busy single node, few enough that names chosen by strangers cannot exhaust it. */
+  maxRooms: 1024,
+  /** Far above what an interactive message needs; one message can no longer hold the event loop for long. */
+  maxMessage: 1024 * 1024,
+  /** A fraction of a small host's memory: 128 clients each at the default --maxbuffer. */
+  maxQueued: 512 * 1024 * 1024,
+  /** A restart loop is slowed to one spawn a minute at worst, and a child that crashed by accident soon retried. */
+  crashBackoff: { windowMs: 1000, streak: 3, firstMs: 1000, maxMs: 60_000 },
   /** Long enough for a script to save its state on SIGTERM, short enough that a stuck one does not linger. */
   graceSeconds: 2,
   /** Upstream attaches to a TCP child after one second. */

@@ -79,7 +79,8 @@ export function childEnv(
     // httpoxy: a client's `Proxy:` header would become HTTP_PROXY, which many HTTP libraries obey.
     if (key === "proxy") continue;
     if (key === "host") host = value;
-    env[headerVariable(key)] = value;
+    const name = headerVariable(key);
+    if (name !== null) env[name] = value;
   }
   env.GATEWAY_INTERFACE = "CGI/1.1";
   env.REQUEST_METHOD = "GET";
@@ -99,15 +100,20 @@ export function childEnv(
   return env;
 }
 
-/** Header names seen so far and their CGI variables; bounded, since clients choose the names. */
-const headerVariables = new Map<string, string>();
+/** Header names seen so far and their CGI variables (null: none); bounded, since clients choose the names. */
+const headerVariables = new Map<string, string | null>();
 const MAX_HEADER_VARIABLES = 256;
 
-/** `user-agent` → `HTTP_USER_AGENT` (RFC 3875 4.1.18). Header names arrive lower-cased. */
-function headerVariable(header: string): string {
+/**
+ * `user-agent` → `HTTP_USER_AGENT` (RFC 3875 4.1.18); null for a name that is not only letters, digits and
+ * dashes. Such headers are dropped, as Apache and nginx drop them: `X_Forwarded_For` would otherwise overwrite
+ * `X-Forwarded-For`'s variable, and a name like `x.dot` makes a variable no shell can read. Header names arrive
+ * lower-cased.
+ */
+export function headerVariable(header: string): string | null {
   let name = headerVariables.get(header);
   if (name === undefined) {
-    name = `HTTP_${header.toUpperCase().replaceAll("-", "_")}`;
+    name = /^[a-z0-9-]+$/i.test(header) ? `HTTP_${header.toUpperCase().replaceAll("-", "_")}` : null;
     if (headerVariables.size < MAX_HEADER_VARIABLES) headerVariables.set(header, name);
   }
   return name;

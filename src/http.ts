@@ -30,6 +30,10 @@ export function httpRoutes(
       });
     }
     if (config.api && url.pathname.startsWith("/api/")) {
+      // A read-only API: nothing there may be changed, whatever the method says.
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
+      }
       const res = answerApi(
         url.pathname.slice("/api/".length),
         (name) => roomInfo(rooms.get(name)),

@@ -51,10 +51,13 @@ async function main(argv: readonly string[]): Promise<number> {
   log.info(`listening on ${listening}, wrapping ${[config.cmd, ...config.args].join(" ")}`);
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.on(signal, () => {
-      log.info(`${signal}: closing clients and stopping children`);
+      log.info(`${signal}: stopping children, then closing clients`);
       void server.stop();
     });
   }
+  // Its default would end the server with no close frames and no child stopped. Bun cannot swap a running
+  // server's TLS certificate (server.reload keeps the old one), so there is nothing to reload.
+  process.on("SIGHUP", () => log.info("SIGHUP: ignored (restart the server to reload its certificates)"));
   await server.finished;
   return 0;
 }

@@ -7,15 +7,22 @@ import {
   clientAddress,
   trustedProxies,
 } from "./access/index.ts";
-import { type ClientData, closeReason } from "./client.ts";
+import { closeReason } from "./client.ts";
 import { type Config, RESERVED_ROOMS } from "./config.ts";
 import { passEnvFilter, passedEnv, remoteAddr } from "./env.ts";
 import { framingFor } from "./framing/index.ts";
 import { httpRoutes, text } from "./http.ts";
+import {
+  ConnectionLimits,
+  closeRateLimited,
+  type LimitedData,
+  queuedBudget,
+  roomNameProblem,
+} from "./limits.ts";
 import type { Logger } from "./log.ts";
 import { Room } from "./room.ts";
 import { type RoomDirectory, RoomRegistry } from "./rooms.ts";
-import { type Counters, createCounters } from "./stats.ts";
+import { type Counters, countRefusal, createCounters, type RefusalReason } from "./stats.ts";
 import { VERSION } from "./version.ts";
 import { chooseSubprotocol, Pinger, wireOptions } from "./wire.ts";
 
@@ -57,6 +64,8 @@ export function serve(config: Config, log: Logger): RunningServer {
   const access = accessGate(config, log);
   const trusted = config.trustProxy === null ? null : trustedProxies(config.trustProxy);
   const pinger = config.pingMs === null ? null : new Pinger(config.pingMs, config.idleTimeout);
+  const limits = new ConnectionLimits(config, counters);
+  const queued = queuedBudget(config, counters, log);
   let nextId = 1;
   let oneshotTaken = false;
   let stopped: Promise<void> | null = null;
@@ -65,8 +74,8 @@ export function serve(config: Config, log: Logger): RunningServer {
     markFinished = resolve;
   });
 
-  const refuse = (status: number, why: string, response?: Response): Response => {
-    counters.refused++;
+  const refuse = (status: number, why: string, label: RefusalReason, response?: Response): Response => {
+    countRefusal(counters, label);
     log.debug(`refused a websocket: ${why}`);
     return response ?? text(status, why);
   };
@@ -74,7 +83,7 @@ export function serve(config: Config, log: Logger): RunningServer {
   const upgrade = (
     req: Request,
     url: URL,
-    server: Server<ClientData>,
+    server: Server<LimitedData>,
   ): Response | undefined | Promise<Response | undefined> => {
     const path = url.pathname.slice(1);
     const slash = path.indexOf("/");
@@ -83,16 +92,18 @@ export function serve(config: Config, log: Logger): RunningServer {
     try {
       name = decodeURIComponent(segment);
     } catch {
-      return refuse(400, "invalid room name: bad percent-encoding");
+      return refuse(400, "invalid room name: bad percent-encoding", "bad_room_name");
     }
-    if (name === "") return refuse(400, "no room: connect to /<room>");
-    if (RESERVED_ROOMS.has(name)) return refuse(400, `room name '${name}' is reserved`);
+    if (name === "") return refuse(400, "no room: connect to /<room>", "bad_room_name");
+    const problem = roomNameProblem(name);
+    if (problem !== null) return refuse(400, problem, "bad_room_name");
+    if (RESERVED_ROOMS.has(name)) return refuse(400, `room name '${name}' is reserved`, "reserved_room");
     if (roomAllowed !== null && !roomAllowed(name))
-      return refuse(400, `room '${name}' is not allowed (--rooms)`);
+      return refuse(400, `room '${name}' is not allowed (--rooms)`, "room_not_allowed");
     let protocol = "";
     if (config.subprotocols !== null) {
       const choice = chooseSubprotocol(req.headers.get("sec-websocket-protocol"), config.subprotocols);
-      if (choice.kind === "refuse") return refuse(400, choice.reason);
+      if (choice.kind === "refuse") return refuse(400, choice.reason, "bad_subprotocol");
       protocol = choice.protocol;
     }
     const target: Target = { name, segment, pathInfo: slash === -1 ? "" : path.slice(slash), protocol };
@@ -107,18 +118,26 @@ export function serve(config: Config, log: Logger): RunningServer {
   /** The upgrade once access is decided; what it checks may have changed while a token was verified. */
   const enterUpgrade = (
     req: Request,
-    server: Server<ClientData>,
+    server: Server<LimitedData>,
     { name, segment, pathInfo, protocol }: Target,
     client: ClientAddress,
     decided: AccessResult,
   ): Response | undefined => {
-    if ("status" in decided) return refuse(decided.status, decided.reason, decided.response);
-    if (stopped) return refuse(503, "server is shutting down");
-    if (config.oneshot && oneshotTaken) return refuse(503, "--oneshot: already serving a client");
+    if ("status" in decided) {
+      const label =
+        decided.status === 403 ? "origin" : decided.status === 401 ? "unauthorized" : "auth_service";
+      return refuse(decided.status, decided.reason, label, decided.response);
+    }
+    if (stopped) return refuse(503, "server is shutting down", "shutting_down");
+    if (config.oneshot && oneshotTaken)
+      return refuse(503, "--oneshot: already serving a client", "oneshot_busy");
+    // Limits: the server's own (open websockets, per client IP), then the room's (--maxrooms).
+    const limited = limits.admit(client.ip);
+    if (limited !== null) return refuse(limited.status, limited.reason, limited.label);
     const admission = directory.admit(name);
-    if (admission.kind === "refuse") return refuse(admission.status, admission.reason);
-    if (nextId > MAX_ID) return refuse(503, "connection IDs exhausted; restart the server");
-    const data: ClientData = {
+    if (admission.kind === "refuse") return refuse(admission.status, admission.reason, "max_rooms");
+    if (nextId > MAX_ID) return refuse(503, "connection IDs exhausted; restart the server", "ids_exhausted");
+    const data: LimitedData = {
       conn: {
         id: nextId,
         room: name,
@@ -134,9 +153,11 @@ export function serve(config: Config, log: Logger): RunningServer {
       },
       room: null,
       slow: false,
+      bucket: limits.bucket(),
     };
     const headers = protocol === "" ? undefined : { "Sec-WebSocket-Protocol": protocol };
-    if (!server.upgrade(req, { data, headers })) return refuse(400, "expected a websocket upgrade");
+    if (!server.upgrade(req, { data, headers }))
+      return refuse(400, "expected a websocket upgrade", "not_upgrade");
     nextId++;
     if (config.oneshot) oneshotTaken = true;
     return undefined;
@@ -149,7 +170,13 @@ export function serve(config: Config, log: Logger): RunningServer {
     // Read at start: Bun's server.reload() keeps serving the old certificate, so new ones need a restart.
     tls: config.tls === null ? undefined : { cert: config.tls.cert, key: config.tls.key },
     fetch(req, server) {
-      const url = new URL(req.url);
+      let url: URL;
+      try {
+        url = new URL(req.url);
+      } catch {
+        // Bun builds the URL from the Host header; a request without one (HTTP/1.0) cannot be routed.
+        return text(400, "bad request: no Host header");
+      }
       // A websocket is always a room (reserved names are refused there), whatever the path.
       if (req.headers.get("upgrade")?.toLowerCase() === "websocket") return upgrade(req, url, server);
       return answerHttp(req, url);
@@ -165,12 +192,18 @@ export function serve(config: Config, log: Logger): RunningServer {
       closeOnBackpressureLimit: true,
       // What the framing adds (a newline, a header, a `_from` stamp) must still fit the child's input: a message
       // the websocket accepts is never dropped for its size on the way to the child.
-      maxPayloadLength: config.maxBuffer - framingFor(config).client.overhead,
+      // --maxmessage bounds it further: past it Bun closes the client (1009).
+      maxPayloadLength: Math.min(config.maxMessage, config.maxBuffer - framingFor(config).client.overhead),
       open(ws) {
         const { conn } = ws.data;
         counters.connections++;
         pinger?.add(ws);
         log.infoLine(`client ${conn.id} joined room ${conn.room} from ${remoteAddr(conn)}`);
+        const over = limits.opened(conn);
+        if (over !== null) {
+          ws.close(1013, closeReason(over));
+          return;
+        }
         const room = directory.enter(conn);
         if (!(room instanceof Room)) {
           ws.close(room.code, closeReason(room.reason));
@@ -180,26 +213,35 @@ export function serve(config: Config, log: Logger): RunningServer {
         room.join(ws);
       },
       message(ws, message) {
+        const { bucket } = ws.data;
+        if (bucket !== null && !bucket.take()) return closeRateLimited(ws, counters, log);
         ws.data.room?.receive(ws, message);
+      },
+      drain(ws) {
+        queued.note(ws, ws.getBufferedAmount());
       },
       close(ws, code, reason) {
         log.debug(
           `client ${ws.data.conn.id} left room ${ws.data.conn.room} (${code}${reason ? ` ${reason}` : ""})`,
         );
+        // Bun closed it for a message past maxPayloadLength (--maxmessage); it says so only in the reason.
+        if (code === 1006 && reason === "Received too big message") counters.closedBy.max_message++;
         pinger?.remove(ws);
+        limits.closed(ws.data.conn);
+        queued.forget(ws);
         ws.data.room?.leave(ws);
       },
       pong(ws) {
         pinger?.pong(ws);
       },
     },
-  } satisfies Bun.Serve.Options<ClientData>;
+  } satisfies Bun.Serve.Options<LimitedData>;
   // A unix socket is 0660 from the start: the umask applies when Bun binds it, so no other user can connect
   // in the moment a chmod would come too late for.
   const umask = config.unixPath === null ? null : process.umask(0o117);
-  let server: Server<ClientData>;
+  let server: Server<LimitedData>;
   try {
-    server = Bun.serve<ClientData>(options);
+    server = Bun.serve<LimitedData>(options);
   } finally {
     if (umask !== null) process.umask(umask);
   }
@@ -216,6 +258,7 @@ export function serve(config: Config, log: Logger): RunningServer {
         software: `scalesocket/${VERSION}`,
       },
       counters,
+      queued,
     },
     () => {
       if (config.oneshot) void handle.stop();
@@ -234,6 +277,8 @@ export function serve(config: Config, log: Logger): RunningServer {
       stopped ??= (async () => {
         pinger?.stop();
         await directory.shutdown();
+        // The rooms closed their clients after their children's last words; let those close frames go out.
+        await limits.drained(config.graceMs);
         // Bun removes a unix socket's file here.
         await server.stop(true);
         markFinished();

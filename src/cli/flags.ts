@@ -236,9 +236,38 @@ export const FLAGS = {
   maxrooms: {
     type: "string",
     valueHint: "NUM",
+    default: String(DEFAULTS.maxRooms),
+    group: "Limits",
+    description:
+      "At most NUM rooms, so NUM children (counting those still stopping), at once; 0 is no limit (old name --maxforks)",
+  },
+  maxclients: {
+    type: "string",
+    valueHint: "NUM",
     shownDefault: "no limit",
     group: "Limits",
-    description: "At most NUM rooms, so NUM children, at once (old name --maxforks)",
+    description: "At most NUM open websockets",
+  },
+  maxperip: {
+    type: "string",
+    valueHint: "NUM",
+    shownDefault: "no limit",
+    group: "Limits",
+    description: "At most NUM open websockets from one client IP",
+  },
+  maxmessage: {
+    type: "string",
+    valueHint: "SIZE",
+    default: `${DEFAULTS.maxMessage / 1024 ** 2}M`,
+    group: "Limits",
+    description: "Largest message a client may send",
+  },
+  ratelimit: {
+    type: "string",
+    valueHint: "NUM",
+    shownDefault: "no limit",
+    group: "Limits",
+    description: "At most NUM messages per second from one client, bursts of 2*NUM",
   },
   maxbuffer: {
     type: "string",
@@ -246,6 +275,13 @@ export const FLAGS = {
     default: `${DEFAULTS.maxBuffer / 1024 ** 2}M`,
     group: "Limits",
     description: "Most bytes queued for one client or one child's stdin (K, M, G suffixes)",
+  },
+  maxqueued: {
+    type: "string",
+    valueHint: "SIZE",
+    default: `${DEFAULTS.maxQueued / 1024 ** 2}M`,
+    group: "Limits",
+    description: "Most bytes queued for all clients together; the most behind are closed first",
   },
   metrics: { type: "boolean", group: "Observability", description: "Serve OpenMetrics at /metrics" },
   api: {

@@ -96,6 +96,14 @@ export function parsePositiveInt(flag: string, value: string): number {
   return Number(value);
 }
 
+/** A whole number from 0, where 0 means no limit (null). */
+export function parseLimit(flag: string, value: string): number | null {
+  if (!/^\d{1,9}$/.test(value)) {
+    throw new UsageError(`invalid value '${value}' for --${flag}: expected a whole number, 0 for no limit`);
+  }
+  return Number(value) === 0 ? null : Number(value);
+}
+
 const SIZE_UNITS: Readonly<Record<string, number>> = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
 
 /** Bytes, with an optional K, M or G suffix (powers of 1024); at least 1 KiB so one message fits. */

@@ -202,6 +202,26 @@ describe("childEnv", () => {
     }
   });
 
+  test("only header names of letters, digits and dashes become HTTP_* variables; others are dropped", () => {
+    // Headers sent in this order: the underscore spelling must not overwrite the real header's variable.
+    const headers = new Headers([
+      ["X-Forwarded-For", "198.51.100.1"],
+      ["X_Forwarded_For", "6.6.6.6"],
+      ["X.Dot", "1"],
+      ["X~Tilde!#", "2"],
+      ["X-Ok-9", "3"],
+    ]);
+    for (let round = 0; round < 2; round++) {
+      const env = childEnv(passedEnv(passEnvFilter([]), {}), conn({ headers }), SERVER);
+      expect(
+        Object.keys(env)
+          .filter((k) => k.startsWith("HTTP_"))
+          .sort(),
+      ).toEqual(["HTTP_X_FORWARDED_FOR", "HTTP_X_OK_9"]);
+      expect(env.HTTP_X_FORWARDED_FOR).toBe("198.51.100.1");
+    }
+  });
+
   test("a Proxy header does not become HTTP_PROXY (httpoxy)", () => {
     const headers = new Headers({ Proxy: "http://evil.example:3128", Host: "x" });
     const env = childEnv(passedEnv(passEnvFilter([]), source), conn({ headers }), SERVER);
