@@ -1,6 +1,6 @@
 import type { Server } from "bun";
 import type { MessageCache } from "./cache.ts";
-import { Child, type ChildEvents, type ExitInfo } from "./child/child.ts";
+import { Child, type ChildEvents, describeExit, type ExitInfo } from "./child/child.ts";
 import type { Spawner } from "./child/spawner.ts";
 import { stdioTransport } from "./child/stdio.ts";
 import { tcpTransport } from "./child/tcp.ts";
@@ -48,8 +48,9 @@ export class Room implements ChildEvents, RoomOutput {
   /** Connections accepted since the room opened. */
   connectionsTotal = 0;
   /**
-   * How long the child ran, in ms, when it ended on its own or could not serve the room; null while it runs and
-   * when the room was closed by its clients or the server. The crash back-off reads it.
+   * How long the child ran, in ms, when it crashed (ended on its own with a failure or a signal) or could not
+   * serve the room; null while it runs, after a clean exit, and when its clients or the server closed the room.
+   * The crash back-off reads it.
    */
   endedAfterMs: number | null = null;
   private readonly openedAt = performance.now();
@@ -92,9 +93,7 @@ export class Room implements ChildEvents, RoomOutput {
     this.reader = framing.server.reader(this);
     this.topic = roomTopic(name);
     this.cacheAll = config.cache?.type === "all";
-    if (config.passStderr)
-      this.stderrMessage =
-        config.serverFrame === "json" ? (line) => JSON.stringify({ _stderr: line }) : String;
+    if (config.passStderr) this.stderrMessage = framing.server.stderr;
     this.log = tagged(ctx.log, name);
     const transport =
       tcpPort === null
@@ -218,17 +217,13 @@ export class Room implements ChildEvents, RoomOutput {
     if (exit.signal !== null) counters.childrenKilledBySignal++;
     else if (exit.code === 0) counters.childrenExitedZero++;
     else counters.childrenExitedNonZero++;
-    const how =
-      exit.signal !== null
-        ? `was killed by ${exit.signal}`
-        : exit.code === null
-          ? "can no longer be watched"
-          : `exited with code ${exit.code}`;
+    const how = describeExit(exit);
     if (this.closed) {
       this.log.info(`stopped ${config.cmd} (pid ${this.child.pid}): ${how}`);
       return;
     }
-    this.endedAfterMs = performance.now() - this.openedAt;
+    // A clean exit is no crash: a one-shot command (`echo`, `date`) may end at once every time.
+    if (exit.code !== 0) this.endedAfterMs = performance.now() - this.openedAt;
     this.log.info(`${config.cmd} (pid ${this.child.pid}) ${how}, closing ${this.members.size} client(s)`);
     this.closeMembers(exit.code === 0 ? 1000 : 1011, `${config.cmd} ${how}`);
     this.ctx.onClosed(this, this.child.done);
@@ -262,7 +257,6 @@ export class Room implements ChildEvents, RoomOutput {
     return this.members.has(id);
   }
 
-  // Inside.
   /** The child for a log line: its pid, or that it is still being started. */
   private get childName(): string {
     return this.child.pid === null ? `${this.ctx.config.cmd} (still starting)` : `pid ${this.child.pid}`;
@@ -275,9 +269,8 @@ export class Room implements ChildEvents, RoomOutput {
       return;
     }
     this.ctx.counters.droppedToChild++;
-    this.log.warn(
-      `dropped a message to ${this.childName}: its input is full (${this.ctx.config.maxBuffer} bytes)`,
-    );
+    const cap = this.ctx.config.maxBuffer;
+    this.log.warn(`dropped a message to ${this.childName}: its input is full (${cap} bytes)`);
   }
 
   /** After each chunk of output: only after a publish reported backpressure, so a room that keeps up pays nothing. */

@@ -34,6 +34,12 @@ export interface ChildOptions {
   delayMs: number;
 }
 
+/** How a child ended, in words that follow its command in a log line or a close reason. */
+export function describeExit(exit: ExitInfo): string {
+  if (exit.signal !== null) return `was killed by ${exit.signal}`;
+  return exit.code === null ? "can no longer be watched" : `exited with code ${exit.code}`;
+}
+
 /** How often to look whether a stopped child's process group is gone before the grace period ends. */
 const GROUP_POLL_MS = 20;
 

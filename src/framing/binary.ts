@@ -13,6 +13,7 @@ export function binaryFraming(config: Config): Framing {
     overhead: 0,
     toChild: (message) => message,
     ...templateNotices(config, ""),
+    stderr: (line) => line,
     addressed: false,
     reader: (room) =>
       outputSplitter(

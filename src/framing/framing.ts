@@ -47,6 +47,8 @@ export interface ServerFraming {
    * topic of its own, so a message for one client is published too.
    */
   readonly addressed: boolean;
+  /** `--passstderr`: a line of the child's stderr as its clients get it. */
+  stderr(line: string): string;
   /** A reader of one child's output that delivers each message to `room`, in order. */
   reader(room: RoomOutput): ByteSplitter;
 }

@@ -205,6 +205,7 @@ export function gwsocketFraming(config: Config): Framing {
       encodeFrame(from, typeof message === "string" ? FrameType.text : FrameType.binary, message),
     joined: (conn) => encodeOpen(conn.id, remoteAddr(conn)),
     left: (conn) => encodeClose(conn.id),
+    stderr: (line) => line,
     addressed: true,
     reader: (room) =>
       new GwsocketParser(

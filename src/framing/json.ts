@@ -104,6 +104,7 @@ export function jsonFraming(config: Config): Framing {
       return stamped === null ? null : `${stamped}\n`;
     },
     ...templateNotices(config, "\n"),
+    stderr: (line) => JSON.stringify({ _stderr: line }),
     addressed: true,
     reader: (room) =>
       outputSplitter(

@@ -19,6 +19,7 @@ export function linesFraming(config: Config): Framing {
     // A binary websocket message in text mode is still one line: its bytes, then the newline.
     toChild: (message) => (typeof message === "string" ? `${message}\n` : Buffer.concat([message, NEWLINE])),
     ...templateNotices(config, "\n"),
+    stderr: (line) => line,
     addressed: false,
     reader(room) {
       const oversize = (size: number) => room.dropped(oversizeWarning(size, config.maxBuffer));
