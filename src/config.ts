@@ -37,6 +37,8 @@ export interface Config {
   rooms: string[] | null;
   maxRooms: number | null;
   staticDir: string | null;
+  /** Serve the built-in dev console page at `/` (`--devconsole`); never together with `staticDir`. */
+  devConsole: boolean;
   tcp: boolean;
   tcpPorts: [number, number];
   /** 0 info, 1 debug (`-v`), 2 trace (`-vv`). */

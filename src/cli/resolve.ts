@@ -62,6 +62,7 @@ export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(
     rooms: a.rooms === undefined ? null : nonEmptyList("rooms", a.rooms),
     maxRooms: a.maxrooms === undefined ? null : parsePositiveInt("maxrooms", a.maxrooms),
     staticDir: a.staticdir === undefined ? null : checkDir(a.staticdir),
+    devConsole: a.devconsole === true,
     tcp: a.tcp === true,
     tcpPorts: parsePortRange(a.tcpports),
     verbosity: pre.verbosity,
@@ -126,6 +127,8 @@ function commandOf(positionals: readonly string[], misreadFrameMode: string | un
 
 /** Flags that are each valid but make no sense together: refused rather than one silently ignored. */
 function checkCombinations(c: Config): void {
+  // Both would answer `/`; websocketd refuses the pair too.
+  if (c.devConsole && c.staticDir !== null) throw new UsageError("--devconsole conflicts with --staticdir");
   if (c.delimiters !== null && /[\u0080-\uffff]/.test(c.delimiters)) {
     throw new UsageError(
       `invalid value '${c.delimiters}' for --delimiters: only ASCII characters can delimit`,
