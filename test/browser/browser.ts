@@ -3,14 +3,21 @@
  * browser context per person on the page, and every console error or uncaught page error recorded so a test
  * can fail on it.
  */
-import { mkdirSync } from "node:fs";
+import { afterAll, afterEach, beforeAll } from "bun:test";
+import { existsSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
 import pkg from "../../package.json" with { type: "json" };
-import { WAIT_MS } from "../helpers.ts";
+import { stopAll, WAIT_MS } from "../helpers.ts";
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+
+/**
+ * Without Chromium the browser tests skip (`describe.skipIf`), so `npm test` still runs on a machine without
+ * one; `.ci/run` installs it and fails on any skip.
+ */
+export const NO_CHROMIUM = !existsSync(CHROMIUM);
 
 /** What a flag-less browser does in the background (updates, sync, QUIC probes) is noise for a test. */
 const ARGS = [
@@ -61,6 +68,31 @@ export class People {
   async close(): Promise<void> {
     await Promise.all(this.contexts.splice(0).map((c) => c.close()));
   }
+}
+
+/**
+ * For the top level of a test file: one browser for all its tests, and a function that gives each test its
+ * {@link People}, whose pages are closed after the test, before its servers stop.
+ */
+export function useBrowser(): () => People {
+  let browser: Browser | undefined;
+  let people: People | undefined;
+  beforeAll(async () => {
+    if (!NO_CHROMIUM) browser = await launch();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+  afterEach(async () => {
+    await people?.close();
+    people = undefined;
+    await stopAll();
+  });
+  return () => {
+    if (browser === undefined) throw new Error(`no browser: Chromium did not start from ${CHROMIUM}`);
+    people = new People(browser);
+    return people;
+  };
 }
 
 /** Waits until `locator` shows `text` (a substring, or a pattern), and fails naming both if it never does. */

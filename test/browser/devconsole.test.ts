@@ -1,19 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import type { Browser, Page } from "playwright-core";
-import { start, stopAll } from "../helpers.ts";
-import { launch, People, shows } from "./browser.ts";
+import { describe, expect, test } from "bun:test";
+import type { Page } from "playwright-core";
+import { start } from "../helpers.ts";
+import { NO_CHROMIUM, shows, useBrowser } from "./browser.ts";
 
-let browser: Browser;
-let people: People;
-
-beforeAll(async () => {
-  browser = await launch();
-});
-afterAll(() => browser?.close());
-afterEach(async () => {
-  await people.close();
-  await stopAll();
-});
+const newPeople = useBrowser();
 
 async function connect(page: Page, room: string): Promise<void> {
   await page.getByRole("textbox", { name: "Room" }).fill(room);
@@ -27,10 +17,10 @@ async function sendJson(page: Page, text: string): Promise<void> {
   await page.getByRole("button", { name: "Send" }).click();
 }
 
-describe("the dev console in Chromium", () => {
+describe.skipIf(NO_CHROMIUM)("the dev console in Chromium", () => {
   test("two people in a room: frames with their time, JSON pretty-printed, each one's ID, the close code", async () => {
     const t = start(["--devconsole", "--json", "cat"]);
-    people = new People(browser);
+    const people = newPeople();
     const [ada, bob] = await Promise.all([people.open("ada", t.http("/")), people.open("bob", t.http("/"))]);
     await connect(ada, "dev");
     await connect(bob, "dev");
@@ -65,7 +55,7 @@ describe("the dev console in Chromium", () => {
 
   test("a room whose child exits shows the server's close code and reason", async () => {
     const t = start(["--devconsole", "echo", "--", "one line, then exit"]);
-    people = new People(browser);
+    const people = newPeople();
     const page = await people.open("ada", `${t.http("/")}#short`);
     expect(await page.getByRole("textbox", { name: "Room" }).inputValue()).toBe("short");
     await page.getByRole("button", { name: "Connect" }).click();
