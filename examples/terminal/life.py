@@ -89,9 +89,12 @@ def main():
             timeout = max(0.0, next_tick - time.monotonic()) if running else None
             ready, _, _ = select.select([0], [], [], timeout)
             if ready:
-                data = os.read(0, 64)
+                try:
+                    data = os.read(0, 64)
+                except OSError:
+                    data = b""  # a terminal whose other side has closed (EIO)
                 if not data:
-                    return  # stdin closed: the room is gone
+                    return  # the room is gone
                 i = 0
                 while i < len(data):
                     if data[i:i + 3] in ARROWS:
@@ -121,9 +124,12 @@ def main():
     except KeyboardInterrupt:
         pass
     finally:
-        os.write(1, b"\x1b[?25h\x1b[?1049l")
-        if saved is not None:
-            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        try:
+            os.write(1, b"\x1b[?25h\x1b[?1049l")
+            if saved is not None:
+                termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        except OSError:
+            pass  # nobody is left to see the terminal restored
 
 
 if __name__ == "__main__":
