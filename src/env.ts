@@ -12,7 +12,11 @@ export interface Connection {
   pathInfo: string;
   /** The room segment as it appeared in the URL, still percent-encoded (CGI `SCRIPT_NAME`). */
   scriptName: string;
+  /** The subprotocol the server answered with (`--subprotocol`), `""` when none. */
+  protocol: string;
   headers: Headers;
+  /** Who the access check admitted (a token's `sub`, the auth service's answer); null without one. */
+  user: string | null;
 }
 
 export interface ServerInfo {
@@ -43,6 +47,7 @@ export function passEnvFilter(entries: readonly string[]): (name: string) => boo
 /**
  * The variables of the server's environment that `pass` lets through to children. Taken once, when the server
  * starts: nothing changes the server's environment afterwards, and reading all of it costs every room otherwise.
+ * `SCALESOCKET_*` variables never pass, whatever `pass` says: they configure the server and may hold secrets.
  */
 export function passedEnv(
   pass: (name: string) => boolean,
@@ -50,7 +55,7 @@ export function passedEnv(
 ): Readonly<Record<string, string>> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(source)) {
-    if (value !== undefined && pass(name)) env[name] = value;
+    if (value !== undefined && !name.startsWith("SCALESOCKET_") && pass(name)) env[name] = value;
   }
   return env;
 }
@@ -74,7 +79,8 @@ export function childEnv(
     // httpoxy: a client's `Proxy:` header would become HTTP_PROXY, which many HTTP libraries obey.
     if (key === "proxy") continue;
     if (key === "host") host = value;
-    env[headerVariable(key)] = value;
+    const name = headerVariable(key);
+    if (name !== null) env[name] = value;
   }
   env.GATEWAY_INTERFACE = "CGI/1.1";
   env.REQUEST_METHOD = "GET";
@@ -88,19 +94,26 @@ export function childEnv(
   env.REMOTE_ADDR = remoteAddr(conn);
   env.REMOTE_PORT = String(conn.remotePort);
   env.ROOM = conn.room;
+  if (conn.user !== null) env.REMOTE_USER = conn.user;
+  if (conn.protocol !== "") env.WEBSOCKET_PROTOCOL = conn.protocol;
   for (const name in extra) env[name] = extra[name] as string;
   return env;
 }
 
-/** Header names seen so far and their CGI variables; bounded, since clients choose the names. */
-const headerVariables = new Map<string, string>();
+/** Header names seen so far and their CGI variables (null: none); bounded, since clients choose the names. */
+const headerVariables = new Map<string, string | null>();
 const MAX_HEADER_VARIABLES = 256;
 
-/** `user-agent` → `HTTP_USER_AGENT` (RFC 3875 4.1.18). Header names arrive lower-cased. */
-function headerVariable(header: string): string {
+/**
+ * `user-agent` → `HTTP_USER_AGENT` (RFC 3875 4.1.18); null for a name that is not only letters, digits and
+ * dashes. Such headers are dropped, as Apache and nginx drop them: `X_Forwarded_For` would otherwise overwrite
+ * `X-Forwarded-For`'s variable, and a name like `x.dot` makes a variable no shell can read. Header names arrive
+ * lower-cased.
+ */
+export function headerVariable(header: string): string | null {
   let name = headerVariables.get(header);
   if (name === undefined) {
-    name = `HTTP_${header.toUpperCase().replaceAll("-", "_")}`;
+    name = /^[a-z0-9-]+$/i.test(header) ? `HTTP_${header.toUpperCase().replaceAll("-", "_")}` : null;
     if (headerVariables.size < MAX_HEADER_VARIABLES) headerVariables.set(header, name);
   }
   return name;
@@ -111,7 +124,7 @@ function hostWithoutPort(host: string): string {
   return m?.[1] ?? host;
 }
 
-const PLACEHOLDER = /#(ID|ROOM|QUERY_STRING|REMOTE_ADDR|QUERY_[A-Za-z0-9_.-]+)/g;
+const PLACEHOLDER = /#(ID|ROOM|QUERY_STRING|REMOTE_ADDR|USER|PROTOCOL|QUERY_[A-Za-z0-9_.-]+)/g;
 
 /** Percent-encodes every character that could break a JSON string or start a placeholder, keeping URL syntax. */
 function urlSafe(s: string): string {
@@ -120,9 +133,10 @@ function urlSafe(s: string): string {
 
 /**
  * Expands `--joinmsg`/`--leavemsg` placeholders in one pass, so a value can never introduce another
- * placeholder. Values from the client are URL-encoded (`#` becomes `%23`, `"` becomes `%22`), so they cannot
- * break the JSON around them either. `#QUERY_<NAME>` matches the parameter name case-insensitively; a missing
- * parameter expands to the empty string.
+ * placeholder. `#USER` is the admitted user, empty without one; `#PROTOCOL` the subprotocol the server answered
+ * with. Values from the client are URL-encoded (`#` becomes `%23`, `"` becomes `%22`), so they cannot break the
+ * JSON around them either. `#QUERY_<NAME>` matches the parameter name case-insensitively; a missing parameter
+ * expands to the empty string.
  */
 export function expandTemplate(template: string, conn: Connection): string {
   if (!template.includes("#")) return template;
@@ -137,6 +151,10 @@ export function expandTemplate(template: string, conn: Connection): string {
         return urlSafe(conn.query);
       case "REMOTE_ADDR":
         return remoteAddr(conn);
+      case "USER":
+        return urlSafe(conn.user ?? "");
+      case "PROTOCOL":
+        return urlSafe(conn.protocol);
     }
     const name = key.slice("QUERY_".length).toLowerCase();
     params ??= new URLSearchParams(conn.query);

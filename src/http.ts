@@ -1,3 +1,4 @@
+import type { AccessGate } from "./access/index.ts";
 import { answerApi, type RoomInfo } from "./api.ts";
 import type { Config } from "./config.ts";
 // Bun's types declare every .html import as an HTML bundle; `type: "text"` makes it the file's text, which
@@ -16,12 +17,13 @@ export function text(status: number, body: string): Response {
 /**
  * The server's plain HTTP endpoints, for every request that is not a websocket upgrade: `/health`, `/metrics`
  * (`--metrics`), `/api/` (`--api`), files (`--staticdir`), and 404 for the rest. `rooms` is the live map of the
- * open rooms.
+ * open rooms; `access` decides which pages may read `/api/` from another origin.
  */
 export function httpRoutes(
   config: Config,
   rooms: ReadonlyMap<string, Room>,
   counters: Counters,
+  access: AccessGate,
 ): (req: Request, url: URL) => Response | Promise<Response> {
   return (req, url) => {
     if (url.pathname === "/health") return Response.json({ status: "ok" });
@@ -31,11 +33,16 @@ export function httpRoutes(
       });
     }
     if (config.api && url.pathname.startsWith("/api/")) {
-      return answerApi(
+      // A read-only API: nothing there may be changed, whatever the method says.
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
+      }
+      const res = answerApi(
         url.pathname.slice("/api/".length),
         (name) => roomInfo(rooms.get(name)),
         () => [...rooms.values()].map((r) => roomInfo(r) as RoomInfo),
       );
+      return config.origins === null ? res : corsByOrigin(res, req, access);
     }
     if (config.devConsole && url.pathname === "/") return devConsole(req);
     if (config.staticDir !== null) return serveStatic(config.staticDir, req, url.pathname);
@@ -61,6 +68,20 @@ function devConsole(req: Request): Response {
       "x-content-type-options": "nosniff",
     },
   });
+}
+
+/**
+ * With `--origin`, the lobby is readable cross-origin only by the pages that may connect: their origin is
+ * echoed, any other gets no CORS header (and its browser no answer).
+ */
+function corsByOrigin(res: Response, req: Request, access: AccessGate): Response {
+  const origin = req.headers.get("origin");
+  res.headers.delete("access-control-allow-origin");
+  res.headers.append("vary", "Origin");
+  if (origin !== null && access.corsOrigin(origin, req.headers.get("host"))) {
+    res.headers.set("access-control-allow-origin", origin);
+  }
+  return res;
 }
 
 function roomInfo(room: Room | undefined): RoomInfo | undefined {

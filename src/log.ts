@@ -46,7 +46,35 @@ function lineOf(format: LogFormat, type: string, date: Date, tag: string, msg: s
     if (tag) line.tag = tag;
     return `${JSON.stringify(line)}\n`;
   }
-  return `${time} ${type.toUpperCase().padEnd(5)} ${tag ? `[${tag}] ` : ""}${msg}\n`;
+  return `${time} ${type.toUpperCase().padEnd(5)} ${tag ? `[${escapeControls(tag)}] ` : ""}${escapeControls(msg)}\n`;
+}
+
+// C0, DEL and C1 controls, and the Unicode line and paragraph separators: each can end or forge a line.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
+const CONTROLS_ALL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/** Whether `s` holds a control character (C0, DEL, C1) or a Unicode line or paragraph separator. */
+export function hasControls(s: string): boolean {
+  return CONTROLS.test(s);
+}
+const NAMED: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/**
+ * A text log line holds exactly one line, whatever a client chose (a room name, a query, a header, a close
+ * reason) or a child printed: control characters are written as escapes (`\n`, `\x1b`, `\u2028`), so that no
+ * one can forge a line or send escape sequences to the terminal that shows the log. The usual line has none and
+ * costs one scan. JSON lines need nothing more: JSON.stringify escapes C0 controls itself.
+ */
+export function escapeControls(s: string): string {
+  if (!CONTROLS.test(s)) return s;
+  return s.replace(CONTROLS_ALL, (c) => {
+    const code = c.charCodeAt(0);
+    return (
+      NAMED[c] ?? (code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16)}`)
+    );
+  });
 }
 
 /** Log bytes held while stderr does not drain (its reader is stuck); past this, lines are counted and dropped. */

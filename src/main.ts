@@ -2,6 +2,7 @@
 import { helpText, resolveCli, UsageError, usageErrorText, useColor } from "./cli/index.ts";
 import { createLogger } from "./log.ts";
 import { serve } from "./server.ts";
+import { claimUnixSocket, removeOnExit } from "./unixsocket.ts";
 import { VERSION } from "./version.ts";
 
 /** The command: argv → Config → server, and the process's exit code. */
@@ -24,24 +25,46 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const { config } = action;
   const log = createLogger(config.log, config.verbosity);
+  const where = config.unixPath === null ? `${config.hostname}:${config.port}` : `unix:${config.unixPath}`;
   let server: ReturnType<typeof serve>;
   try {
+    if (config.unixPath !== null) await claimUnixSocket(config.unixPath);
     server = serve(config, log);
   } catch (err) {
-    log.error(`cannot listen on ${config.hostname}:${config.port}: ${(err as Error).message}`);
+    log.error(`cannot listen on ${where}: ${(err as Error).message}`);
     return 1;
   }
-  log.info(
-    `listening on ${server.hostname}:${server.port}, wrapping ${[config.cmd, ...config.args].join(" ")}`,
-  );
+  // Before the listening line, so whoever waits for that line has seen the warning too.
+  if (
+    !isLoopback(config.hostname) &&
+    config.unixPath === null &&
+    config.origins === null &&
+    config.auth === null
+  ) {
+    log.warn(
+      `bound to ${config.hostname}, not loopback, with neither --origin nor an auth flag: any web page can connect (docs/security.md)`,
+    );
+  }
+  if (config.unixPath !== null) removeOnExit(config.unixPath);
+  const listening =
+    server.unixPath === null ? `${server.hostname}:${server.port}` : `unix:${server.unixPath}`;
+  log.info(`listening on ${listening}, wrapping ${[config.cmd, ...config.args].join(" ")}`);
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.on(signal, () => {
-      log.info(`${signal}: closing clients and stopping children`);
+      log.info(`${signal}: stopping children, then closing clients`);
       void server.stop();
     });
   }
+  // Its default would end the server with no close frames and no child stopped. Bun cannot swap a running
+  // server's TLS certificate (server.reload keeps the old one), so there is nothing to reload.
+  process.on("SIGHUP", () => log.info("SIGHUP: ignored (restart the server to reload its certificates)"));
   await server.finished;
   return 0;
+}
+
+/** Whether only this host can reach an address: a page elsewhere cannot reach the server at all. */
+function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
 process.exit(await main(process.argv.slice(2)));

@@ -1,4 +1,4 @@
-import type { Counters } from "./stats.ts";
+import { CLOSE_REASONS, type Counters, REFUSAL_REASONS } from "./stats.ts";
 
 /** What the metrics text needs to know of one open room. */
 export interface RoomSample {
@@ -69,6 +69,18 @@ export function renderMetrics(rooms: Iterable<RoomSample>, c: Counters): string 
       "counter",
       "Websocket upgrades refused (bad or reserved room, disallowed room, too many rooms, shutdown).",
       [["", c.refused]],
+    ],
+    [
+      "scalesocket_refusals",
+      "counter",
+      "Websocket connections refused, by reason (before the upgrade or before joining a room).",
+      REFUSAL_REASONS.map((r) => [`{reason="${r}"}`, c.refusedBy[r]]),
+    ],
+    [
+      "scalesocket_clients_closed",
+      "counter",
+      "Open clients closed by a limit, by which (--maxbuffer, --maxqueued, --ratelimit, --maxmessage).",
+      CLOSE_REASONS.map((r) => [`{reason="${r}"}`, c.closedBy[r]]),
     ],
     ["scalesocket_children_spawned", "counter", "Child processes started.", [["", c.childrenSpawned]]],
     [

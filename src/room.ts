@@ -9,6 +9,7 @@ import type { Config } from "./config.ts";
 import { type Connection, childEnv, type ServerInfo } from "./env.ts";
 import type { ByteSplitter } from "./framing/bytesplit.ts";
 import { type ClientFraming, framingFor, type RoomOutput } from "./framing/index.ts";
+import { type QueuedBudget, sweepQueued } from "./limits.ts";
 import { type Logger, type TaggedLogger, tagged } from "./log.ts";
 import type { Counters } from "./stats.ts";
 
@@ -21,6 +22,8 @@ export interface RoomContext {
   passedEnv: Readonly<Record<string, string>>;
   serverInfo: ServerInfo;
   counters: Counters;
+  /** `--maxqueued`: what all clients have queued, fed by each room's slow-client sweep. */
+  queued: QueuedBudget;
   /** The room stopped taking clients: forget it, so the next connection starts a fresh child. */
   onClosed: (room: Room, stopped: Promise<unknown>) => void;
   /** Starts children off the event loop; null starts them on it. */
@@ -44,6 +47,12 @@ export class Room implements ChildEvents, RoomOutput {
   metadata: Record<string, unknown> | null = null;
   /** Connections accepted since the room opened. */
   connectionsTotal = 0;
+  /**
+   * How long the child ran, in ms, when it ended on its own or could not serve the room; null while it runs and
+   * when the room was closed by its clients or the server. The crash back-off reads it.
+   */
+  endedAfterMs: number | null = null;
+  private readonly openedAt = performance.now();
   private readonly child: Child;
   private readonly log: TaggedLogger;
   private readonly client: ClientFraming;
@@ -61,6 +70,8 @@ export class Room implements ChildEvents, RoomOutput {
    */
   private readonly addressed: boolean;
   private readonly cacheAll: boolean;
+  /** `--passstderr`: what a line of the child's stderr becomes for the clients; null keeps it in the log. */
+  private stderrMessage: ((line: string) => string) | null = null;
 
   /**
    * Spawns the room's child with the environment of the connection that opens it; throws SpawnError.
@@ -81,6 +92,9 @@ export class Room implements ChildEvents, RoomOutput {
     this.reader = framing.server.reader(this);
     this.topic = roomTopic(name);
     this.cacheAll = config.cache?.type === "all";
+    if (config.passStderr)
+      this.stderrMessage =
+        config.serverFrame === "json" ? (line) => JSON.stringify({ _stderr: line }) : String;
     this.log = tagged(ctx.log, name);
     const transport =
       tcpPort === null
@@ -121,6 +135,8 @@ export class Room implements ChildEvents, RoomOutput {
 
   /** A client's message, as its framing makes it for the child. */
   receive(ws: Client, message: string | Buffer): void {
+    // Closed with its clients still there: the server is shutting down and the child's input has ended.
+    if (this.closed) return;
     const data = this.client.toChild(message, ws.data.conn.id);
     if (data !== null) {
       this.toChild(data);
@@ -141,10 +157,16 @@ export class Room implements ChildEvents, RoomOutput {
     }
   }
 
-  /** Closes every client and stops the child, for server shutdown. */
-  shutdown(): Promise<ExitInfo | null> {
+  /**
+   * Server shutdown: stops the child (its input ends; SIGTERM, then SIGKILL, after the grace period) while its
+   * clients stay, so that everything it prints on the way out, a goodbye from its own TERM handler included,
+   * reaches them; only then are they closed with 1001.
+   */
+  async shutdown(): Promise<ExitInfo | null> {
+    this.closed = true;
+    const exit = await this.child.stop();
     this.closeMembers(1001, "server shutting down");
-    return this.child.stop();
+    return exit;
   }
 
   // The child (ChildEvents).
@@ -176,8 +198,10 @@ export class Room implements ChildEvents, RoomOutput {
     this.sweepSlowClients();
   }
 
-  logLine(line: string): void {
+  logLine(line: string, stderr: boolean): void {
     this.log.log(line);
+    if (!stderr || this.stderrMessage === null || this.closed) return;
+    if (this.ctx.server.publish(this.topic, this.stderrMessage(line)) <= 0) this.pressure = true;
   }
 
   logOversize(chars: number): void {
@@ -204,6 +228,7 @@ export class Room implements ChildEvents, RoomOutput {
       this.log.info(`stopped ${config.cmd} (pid ${this.child.pid}): ${how}`);
       return;
     }
+    this.endedAfterMs = performance.now() - this.openedAt;
     this.log.info(`${config.cmd} (pid ${this.child.pid}) ${how}, closing ${this.members.size} client(s)`);
     this.closeMembers(exit.code === 0 ? 1000 : 1011, `${config.cmd} ${how}`);
     this.ctx.onClosed(this, this.child.done);
@@ -255,23 +280,11 @@ export class Room implements ChildEvents, RoomOutput {
     );
   }
 
-  /**
-   * Closes the clients whose outgoing buffer passed `--maxbuffer`; called after each chunk of child output was
-   * delivered. Does anything only after a send reported backpressure, so a room that keeps up pays nothing for
-   * it. Bun's own `backpressureLimit` (twice the cap, set by the server) stays as a hard backstop that closes
-   * without a reason.
-   */
+  /** After each chunk of output: only after a publish reported backpressure, so a room that keeps up pays nothing. */
   private sweepSlowClients(): void {
     if (!this.pressure) return;
     this.pressure = false;
-    const cap = this.ctx.config.maxBuffer;
-    for (const ws of this.members.values()) {
-      if (ws.data.slow || ws.getBufferedAmount() <= cap) continue;
-      ws.data.slow = true;
-      this.ctx.counters.slowClientsClosed++;
-      this.log.warn(`closing client ${ws.data.conn.id}: more than ${cap} bytes waiting to be sent`);
-      ws.close(1013, closeReason(`client too slow: more than ${cap} bytes queued`));
-    }
+    sweepQueued(this.members.values(), this.ctx, this.log);
   }
 
   /** Ends the room for its clients: no more joins or leaves count, every member gets the close frame. */
@@ -285,6 +298,7 @@ export class Room implements ChildEvents, RoomOutput {
   /** The child cannot serve the room: close everyone with the reason. */
   private fail(reason: string): void {
     if (this.closed) return;
+    this.endedAfterMs = performance.now() - this.openedAt;
     this.log.error(reason);
     this.closeMembers(1011, reason);
     this.ctx.onClosed(this, this.child.done);

@@ -1,9 +1,11 @@
+import { CrashBackoff } from "./backoff.ts";
 import { MessageCache } from "./cache.ts";
 import { pipesAvailable } from "./child/pipes.ts";
 import { PortPool } from "./child/ports.ts";
 import { Spawner } from "./child/spawner.ts";
 import type { Connection } from "./env.ts";
 import { Room, type RoomContext } from "./room.ts";
+import { countRefusal } from "./stats.ts";
 
 /**
  * The rooms of a server: where a connection's room is decided, opened, found and closed. The server asks it twice
@@ -19,8 +21,8 @@ export interface RoomDirectory {
   /** The rooms open on this node, by name. Live: it changes as rooms open and close. */
   readonly rooms: ReadonlyMap<string, Room>;
   /**
-   * Rooms closed whose child is still being stopped. Not counted against `--maxrooms` (yet), but their children
-   * are alive, and {@link RoomDirectory.shutdown} waits for them. A cluster directory keeps a room's lease until
+   * Rooms closed whose child is still being stopped. Counted against `--maxrooms`, since their children are
+   * alive, and {@link RoomDirectory.shutdown} waits for them. A cluster directory keeps a room's lease until
    * its child is gone, so that a room's name never has live children on two nodes.
    */
   readonly stopping: number;
@@ -39,7 +41,8 @@ export interface RoomDirectory {
   /**
    * The room `conn` joins, in the websocket's `open`: the open one, or one opened now with `conn` as its opener
    * (its environment is the child's). Or why not, as a close code and reason: 1013 when no room may open now
-   * (`--maxrooms` reached since the upgrade was admitted, no free port), 1011 when the child could not be started.
+   * (`--maxrooms` reached since the upgrade was admitted, no free port, the room's child keeps crashing and its
+   * back-off runs), 1011 when the child could not be started, 1001 when the server is shutting down.
    *
    * Synchronous, and it must stay so in every directory: the client may send as soon as it is open, and a room
    * opened later would have to hold those messages. The caller joins the socket to the room in the same turn.
@@ -57,7 +60,7 @@ export type Admission = { kind: "here" } | { kind: "refuse"; status: 503; reason
 
 /** Why a websocket, already open, gets no room: its close code and reason. */
 export interface Refusal {
-  code: 1011 | 1013;
+  code: 1001 | 1011 | 1013;
   reason: string;
 }
 
@@ -122,6 +125,7 @@ export class RoomRegistry implements RoomDirectory {
   private readonly persisted: PersistedCaches;
   private readonly ports: PortPool | null;
   private readonly spawner: Spawner | null;
+  private readonly backoff: CrashBackoff;
   private readonly ctx: RoomContext;
   private shuttingDown: Promise<void> | null = null;
 
@@ -136,6 +140,7 @@ export class RoomRegistry implements RoomDirectory {
     const { config, log } = base;
     this.ports = config.tcp ? new PortPool(...config.tcpPorts) : null;
     this.persisted = new PersistedCaches(MAX_PERSISTED_CACHES, MAX_PERSISTED_BUFFERS * config.maxBuffer);
+    this.backoff = new CrashBackoff(config.crashBackoff);
     // Children are started on a thread of their own, so a room that opens does not hold the others' traffic.
     this.spawner =
       config.osPipes && pipesAvailable()
@@ -175,14 +180,26 @@ export class RoomRegistry implements RoomDirectory {
 
   private openRoom(conn: Connection): Room | Refusal {
     const { config, counters, log } = this.base;
+    if (this.shuttingDown) {
+      countRefusal(counters, "shutting_down");
+      return { code: 1001, reason: "server is shutting down" };
+    }
     // Checked again here: several upgrades for new rooms may have been admitted before any of them opened.
     if (this.full(conn.room)) {
-      counters.refused++;
+      countRefusal(counters, "max_rooms");
       return { code: 1013, reason: this.fullReason() };
+    }
+    const wait = this.backoff.remaining(conn.room);
+    if (wait > 0) {
+      countRefusal(counters, "crash_backoff");
+      return {
+        code: 1013,
+        reason: `${config.cmd} keeps exiting at start in this room: retry in ${Math.ceil(wait / 1000)} s`,
+      };
     }
     const port = this.ports === null ? null : this.ports.takeFree();
     if (this.ports !== null && port === null) {
-      counters.refused++;
+      countRefusal(counters, "no_tcp_port");
       const range = config.tcpPorts.join(":");
       log.warn(`room ${conn.room} refused: no free port in --tcpports ${range}`);
       return { code: 1013, reason: `no free TCP port for a new room (--tcpports ${range})` };
@@ -196,6 +213,7 @@ export class RoomRegistry implements RoomDirectory {
       this.keepCache(conn.room, cache);
       counters.spawnFailures++;
       log.error({ message: (err as Error).message, tag: conn.room });
+      this.startBackoff(conn.room, 0);
       return { code: 1011, reason: (err as Error).message };
     }
     this.open.set(conn.room, room);
@@ -209,15 +227,30 @@ export class RoomRegistry implements RoomDirectory {
     const port = room.tcpPort;
     if (port !== null) stop.finally(() => this.ports?.give(port));
     this.keepCache(room.name, room.cache);
+    this.startBackoff(room.name, room.endedAfterMs);
     this.stoppingRooms.set(room, stop);
     stop.finally(() => this.stoppingRooms.delete(room));
     this.onRoomClosed(room);
   };
 
-  /** Rooms still being stopped are not counted: a closed room's name is free for a new room at once. */
+  /**
+   * Rooms still being stopped are counted: their children are alive, and `--maxrooms` bounds live children. A
+   * closed room's name is free for a new room at once, within the limit.
+   */
   private full(name: string): boolean {
     const max = this.base.config.maxRooms;
-    return max !== null && this.open.size >= max && !this.open.has(name);
+    return max !== null && this.open.size + this.stoppingRooms.size >= max && !this.open.has(name);
+  }
+
+  /** Tells the back-off how room `name` ended (see {@link CrashBackoff.ended}); logs a back-off that starts. */
+  private startBackoff(name: string, ranMs: number | null): void {
+    const waitMs = this.backoff.ended(name, ranMs);
+    if (waitMs === 0) return;
+    const { config, log } = this.base;
+    log.warn({
+      message: `${config.cmd} ended within ${config.crashBackoff.windowMs} ms of its start ${config.crashBackoff.streak} or more times in a row: the room is refused for ${waitMs / 1000} s`,
+      tag: name,
+    });
   }
 
   private fullReason(): string {

@@ -45,10 +45,12 @@ export async function serveStatic(root: string, req: Request, pathname: string):
   const path = await resolveStaticPath(root, pathname);
   if (path === null) return new Response("not found\n", { status: 404 });
   const file = Bun.file(path);
+  // The content type is the file name's; a browser must not guess another (a text file run as a script).
+  const nosniff = { "x-content-type-options": "nosniff" };
   if (req.method === "HEAD") {
     return new Response(null, {
-      headers: { "content-type": file.type, "content-length": String(file.size) },
+      headers: { "content-type": file.type, "content-length": String(file.size), ...nosniff },
     });
   }
-  return new Response(file);
+  return new Response(file, { headers: nosniff });
 }

@@ -18,6 +18,10 @@ export interface EchoCommand {
   durationMs: number;
   /** The server process, whose CPU time is read from `/proc/<pid>/stat` around the measured window. */
   pid: number;
+  /** Sent as each client's `Origin` header, as a browser would (the access checks' scenario). */
+  origin?: string;
+  /** Appended to each room's URL (`token=...`). */
+  query?: string;
 }
 
 /** N clients in one room; the first asks the room to emit `count` numbered lines (broadcast or `_to` each). */

@@ -15,8 +15,16 @@ import { join, resolve } from "node:path";
 import { compileBinary } from "../ship/compile.ts";
 import { hostTarget } from "../ship/targets.ts";
 import { FULL, type Plan, QUICK } from "./plan.ts";
-import { type Context, runAll, STEP_IDS } from "./scenarios.ts";
-import { compiled, jsonOf, runScript, type ScalesocketSystem, SOURCE } from "./servers.ts";
+import { ACCESS_FLAGS, type Context, runAll, STEP_IDS } from "./scenarios.ts";
+import {
+  accessOf,
+  compiled,
+  deflateOf,
+  jsonOf,
+  runScript,
+  type ScalesocketSystem,
+  SOURCE,
+} from "./servers.ts";
 import { describeMachine, ensureWebsocketd, websocketdVersion } from "./setup.ts";
 import { Results } from "./table.ts";
 import { targets, targetsMarkdown } from "./targets.ts";
@@ -104,6 +112,8 @@ async function main(args: string[]): Promise<number> {
     source: SOURCE,
     compiled: compiledSystem,
     json: jsonOf(primary),
+    access: accessOf(primary, "--origin --jwtsecret", ACCESS_FLAGS),
+    deflate: deflateOf(primary),
     progress,
     only,
   };

@@ -3,6 +3,9 @@
  * and which numbers are kept. Systems are alternated within each repetition, rotating which goes first, so
  * the machine's drift spreads over all of them instead of favouring one.
  */
+import { generateKeyPairSync } from "node:crypto";
+import { SignJWT } from "jose";
+import { tokenVerifier } from "../../src/access/jwt.ts";
 import { type LoadGenerator, startLoadGenerator } from "./driver.ts";
 import type { Plan } from "./plan.ts";
 import type { ChurnResult, Command, EchoResult, FanoutResult, MemoryResult, Result } from "./protocol.ts";
@@ -33,13 +36,32 @@ export interface Context {
   compiled: System;
   /** The primary build with `--json`. */
   json: System;
+  /** The primary build with the access checks on: `--origin` and `--jwtsecret` ({@link ACCESS_FLAGS}). */
+  access: System;
+  /** The primary build with `--deflate`. */
+  deflate: System;
   progress: (line: string) => void;
   /** Step ids to run (`--only`), or null for all. */
   only: ReadonlySet<string> | null;
 }
 
 /** The steps of a run, by the id `--only` takes. */
-export const STEP_IDS = ["echo-pinned", "echo", "fanout", "routing", "churn", "memory", "startup"] as const;
+export const STEP_IDS = [
+  "echo-pinned",
+  "echo",
+  "access",
+  "fanout",
+  "routing",
+  "churn",
+  "memory",
+  "startup",
+  "deflate",
+] as const;
+
+/** The access checks' scenario: what the server is told, and what every client of it sends. */
+const BENCH_ORIGIN = "https://bench.example";
+const BENCH_SECRET = "bench-secret-bench-secret-bench-secret";
+export const ACCESS_FLAGS = ["--origin", BENCH_ORIGIN, "--jwtsecret", BENCH_SECRET] as const;
 
 /** Cores for `taskset` in the pinned runs: the server and its children on one, the load generator on the other. */
 const SERVER_CPU = 0;
@@ -62,6 +84,7 @@ export const M = {
   childrenRss: { name: "children RSS MiB (sum)", format: sig },
   listen: { name: "exec → listening (TCP connect), ms", format: sig },
   startup: { name: "exec → first websocket open, ms", format: sig },
+  verify: { name: "µs per token verification", format: sig },
 } satisfies Record<string, Metric>;
 
 let serial = 0;
@@ -298,6 +321,93 @@ function churnGroup(ctx: Context): GroupSpec<number> {
   };
 }
 
+/** A token for the access scenario: valid for an hour, any room. */
+function benchToken(key: Parameters<SignJWT["sign"]>[0], alg: string): Promise<string> {
+  return new SignJWT({ sub: "bench" }).setProtectedHeader({ alg }).setExpirationTime("1h").sign(key);
+}
+
+/**
+ * Echo C=100 with the access checks off and on, the same clients for both (an `Origin` and a `?token=` on
+ * every connection, which the server without the flags ignores): what the checks cost per message once the
+ * connections are open. The issue's bound is 5%.
+ */
+async function accessGroup(ctx: Context): Promise<GroupSpec<{ conns: number; window: number }>> {
+  const token = await benchToken(new TextEncoder().encode(BENCH_SECRET), "HS256");
+  const base = echoGroup(ctx, true);
+  return {
+    ...base,
+    title: "Echo, pinned, access checks",
+    columns: [ctx.primary, ctx.access],
+    cases: [{ conns: 100, window: 32 }],
+    command: (c, server) =>
+      ({
+        ...(base.command(c, server) as object),
+        origin: BENCH_ORIGIN,
+        query: `token=${token}`,
+      }) as Command,
+    warmup: (server) =>
+      ({ ...(base.warmup(server) as object), origin: BENCH_ORIGIN, query: `token=${token}` }) as Command,
+  };
+}
+
+/**
+ * What verifying one token costs the server, per connection: jose's verification as the server calls it,
+ * in this process, for an HMAC secret and an ECDSA key (a JWKS or PEM key costs what its algorithm costs).
+ */
+async function runTokenCost(ctx: Context): Promise<void> {
+  ctx.results.group("Token verification (in-process, jose)", [{ id: "jose", label: "per connection" }]);
+  const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const cases: [string, ReturnType<typeof tokenVerifier>, string][] = [
+    [
+      "HS256 (--jwtsecret)",
+      tokenVerifier({ kind: "jwtsecret", secret: BENCH_SECRET }),
+      await benchToken(new TextEncoder().encode(BENCH_SECRET), "HS256"),
+    ],
+    [
+      "ES256 (--jwtkey)",
+      tokenVerifier({
+        kind: "jwtkey",
+        file: "(generated)",
+        text: ec.publicKey.export({ type: "spki", format: "pem" }) as string,
+      }),
+      await benchToken(ec.privateKey, "ES256"),
+    ],
+  ];
+  const n = ctx.plan.quick ? 2000 : 20_000;
+  for (const [label, verify, token] of cases) {
+    for (let rep = 0; rep < ctx.plan.reps; rep++) {
+      for (let i = 0; i < 200; i++) await verify(token, "room");
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) {
+        const r = await verify(token, "room");
+        if ("status" in r) throw new Error(`the bench token was refused: ${r.reason}`);
+      }
+      ctx.results.add(label, M.verify, "jose", ((performance.now() - t0) * 1000) / n);
+    }
+  }
+}
+
+/**
+ * What `--deflate` costs: the primary build with and without it, on one echo case and one fan-out case. Bun
+ * compresses a published line once per client that agreed to compression, not once per room, so fan-out is where
+ * it shows.
+ */
+async function runDeflate(ctx: Context): Promise<void> {
+  const columns = [ctx.primary, ctx.deflate];
+  await runGroup(ctx, {
+    ...echoGroup(ctx, false),
+    title: "Echo, --deflate",
+    columns,
+    cases: [{ conns: 100, window: 32 }],
+  });
+  await runGroup(ctx, {
+    ...fanoutGroup(ctx),
+    title: "Fan-out, --deflate",
+    columns,
+    cases: [100],
+  });
+}
+
 /** Memory needs a fresh server for every measurement: a heap that already grew would hide the clients' cost. */
 async function runMemory(ctx: Context): Promise<void> {
   const { plan } = ctx;
@@ -378,11 +488,21 @@ export async function runAll(ctx: Context): Promise<void> {
   const steps: [(typeof STEP_IDS)[number], string, boolean, () => Promise<void>][] = [
     ["echo-pinned", "echo, pinned", plan.echoPinned.length > 0, () => runGroup(ctx, echoGroup(ctx, true))],
     ["echo", "echo", plan.echo.length > 0, () => runGroup(ctx, echoGroup(ctx, false))],
+    [
+      "access",
+      "access checks",
+      true,
+      async () => {
+        await runGroup(ctx, await accessGroup(ctx));
+        await runTokenCost(ctx);
+      },
+    ],
     ["fanout", "fan-out", true, () => runGroup(ctx, fanoutGroup(ctx))],
     ["routing", "_to routing", true, () => runGroup(ctx, routedGroup(ctx))],
     ["churn", "churn", true, () => runGroup(ctx, churnGroup(ctx))],
     ["memory", "memory", true, () => runMemory(ctx)],
     ["startup", "start-up", true, () => runStartup(ctx)],
+    ["deflate", "--deflate", true, () => runDeflate(ctx)],
   ];
   for (const [id, name, enabled, step] of steps) {
     if (!enabled || (ctx.only !== null && !ctx.only.has(id))) continue;

@@ -34,7 +34,13 @@ export interface ScalesocketSystem extends System {
   exe: readonly string[];
 }
 
-function scalesocket(id: string, label: string, exe: readonly string[], json: boolean): ScalesocketSystem {
+function scalesocket(
+  id: string,
+  label: string,
+  exe: readonly string[],
+  json: boolean,
+  flags: readonly string[] = [],
+): ScalesocketSystem {
   return {
     id,
     label,
@@ -45,6 +51,7 @@ function scalesocket(id: string, label: string, exe: readonly string[], json: bo
       "--addr",
       `127.0.0.1:${port}`,
       ...(json ? ["--json"] : []),
+      ...flags,
       ...(workload === "echo" ? ["cat"] : ["sh", "--", join(BENCH_DIR, "fanout.sh")]),
     ],
   };
@@ -56,6 +63,13 @@ export const compiled = (path: string): ScalesocketSystem =>
   scalesocket("bin", "scalesocket (binary)", [path], false);
 export const jsonOf = (s: ScalesocketSystem): ScalesocketSystem =>
   scalesocket(`${s.id}-json`, `${s.label} --json`, s.exe, true);
+/** The same program with the access checks on (`--origin`, `--jwtsecret`); `label` names them. */
+export const accessOf = (s: ScalesocketSystem, label: string, flags: readonly string[]): ScalesocketSystem =>
+  scalesocket(`${s.id}-access`, `${s.label} ${label}`, s.exe, false, flags);
+
+/** The same program with `--deflate`; the load generator's Bun clients offer permessage-deflate. */
+export const deflateOf = (s: ScalesocketSystem): ScalesocketSystem =>
+  scalesocket(`${s.id}-deflate`, `${s.label} --deflate`, s.exe, false, ["--deflate"]);
 
 export const WEBSOCKETD: System = {
   id: "websocketd",

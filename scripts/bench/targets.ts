@@ -15,7 +15,14 @@ const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : "—");
  * `primary` is the scalesocket build the targets are about; `json` the same build with `--json`; `binary` the
  * compiled binary's column, which alone the start-up target is about (not measured when it is missing).
  */
-export function targets(r: Results, primary: string, json: string, binary: string, plan: Plan): Target[] {
+export function targets(
+  r: Results,
+  primary: string,
+  json: string,
+  binary: string,
+  plan: Plan,
+  access = `${primary}-access`,
+): Target[] {
   const { fanoutClients } = plan;
   const out: Target[] = [];
   /** A ratio against the issue's bound: `at least` for rates, `at most` for costs. */
@@ -48,6 +55,15 @@ export function targets(r: Results, primary: string, json: string, binary: strin
     ratio(`fan-out N=${n}, server CPU/delivery vs ceiling`, fc(primary), fc("ceiling"), { max: 1.15 });
   }
   ratio("--json cost: echo C=100 pinned, CPU/msg --json vs plain", cpu(json), cpu(primary), { max: 1.25 });
+  const accessCpu = (sys: string) => r.get("Echo, pinned, access checks", c100, M.cpuPerMsg.name, sys);
+  ratio(
+    "access checks: echo C=100 pinned, CPU/msg --origin --jwtsecret vs off",
+    accessCpu(access),
+    accessCpu(primary),
+    {
+      max: 1.05,
+    },
+  );
   const mid = fanoutClients.includes(100) ? 100 : (fanoutClients[0] ?? 0);
   const fj = (sys: string) => r.get("Fan-out", `N=${mid}`, M.cpuPerDelivery.name, sys);
   ratio(`--json cost: fan-out N=${mid}, CPU/delivery --json vs plain`, fj(json), fj(primary), { max: 1.25 });

@@ -17,8 +17,8 @@ export interface ChildEvents {
   output(chunk: Uint8Array): void;
   /** The child's output ended: a last unterminated message may be delivered now. */
   outputEnded(): void;
-  /** A line of the child's stderr (and of its stdout with `--tcp`), for the log. */
-  logLine(line: string): void;
+  /** A line for the log: of the child's stderr (`stderr` true), or of its stdout with `--tcp`. */
+  logLine(line: string, stderr: boolean): void;
   /** A log line longer than the buffer was dropped. */
   logOversize(chars: number): void;
   /** Bytes the child's input took, for the metrics. */
@@ -107,7 +107,9 @@ export class Child {
 
   /** From the start to the end of a running child. */
   private async live(proc: StartedProcess, starting: Starting): Promise<ExitInfo> {
-    const readers = starting.logs.map((source) => this.readLog(source));
+    // Every transport lists the child's stderr last (after its stdout when that is not the link).
+    const last = starting.logs.length - 1;
+    const readers = starting.logs.map((source, i) => this.readLog(source, i === last));
     readers.push(this.attach(starting));
     const exit = await proc.exited;
     this.exited = true;
@@ -118,7 +120,7 @@ export class Child {
     // A reader that failed (a bug in a handler) must not turn the room's end into an unhandled rejection.
     for (const r of await Promise.allSettled(readers)) {
       if (r.status === "rejected")
-        this.events.logLine(`output reader failed: ${(r.reason as Error)?.message ?? r.reason}`);
+        this.events.logLine(`output reader failed: ${(r.reason as Error)?.message ?? r.reason}`, false);
     }
     return exit;
   }
@@ -183,11 +185,11 @@ export class Child {
     return this.pid !== null && killGroup(this.pid, signal);
   }
 
-  private async readLog(source: Source): Promise<void> {
+  private async readLog(source: Source, stderr: boolean): Promise<void> {
     const decoder = new TextDecoder();
     const lines = new LineSplitter(
       this.opts.maxBuffer,
-      (line) => this.events.logLine(line),
+      (line) => this.events.logLine(line, stderr),
       (chars) => this.events.logOversize(chars),
     );
     await source.read((chunk) => lines.push(decoder.decode(chunk, { stream: true })));

@@ -9,6 +9,7 @@ export const USAGE = "Usage: scalesocket [OPTIONS] <CMD> [-- <ARGS>...]";
 /** The sections of `--help`, in the order they are printed. */
 export const GROUPS = [
   "Server",
+  "Access",
   "Rooms and children",
   "Framing",
   "Output splitting",
@@ -42,7 +43,7 @@ export const FLAGS = {
     valueHint: "ADDR",
     default: DEFAULTS.addr,
     group: "Server",
-    description: "Interface and port to bind, HOST:PORT or :PORT",
+    description: "Interface and port to bind, HOST:PORT or :PORT, or unix:PATH for a unix socket",
   },
   staticdir: {
     type: "string",
@@ -56,6 +57,80 @@ export const FLAGS = {
     description: "Serve a page at / to try rooms from a browser",
   },
   oneshot: { type: "boolean", group: "Server", description: "Serve one client, then exit" },
+  tlscert: {
+    type: "string",
+    valueHint: "FILE",
+    group: "Server",
+    description: "Serve https and wss with this PEM certificate (chain allowed); needs --tlskey",
+  },
+  tlskey: {
+    type: "string",
+    valueHint: "FILE",
+    group: "Server",
+    description: "The PEM private key of --tlscert",
+  },
+  origin: {
+    type: "string",
+    valueHint: "LIST",
+    shownDefault: "any",
+    group: "Access",
+    description:
+      "Accept websockets only from these Origins, comma list: https://example.com, globs (https://*.example.com) or same (the request's Host); requests without Origin pass",
+  },
+  jwtsecret: {
+    type: "string",
+    valueHint: "SECRET",
+    group: "Access",
+    description:
+      "Require a JWT signed with this secret (HS256/384/512, 32 bytes or more), from ?token= or Authorization: Bearer",
+  },
+  jwtkey: {
+    type: "string",
+    valueHint: "FILE",
+    group: "Access",
+    description: "Require a JWT signed by this PEM public key or JWKS file (RS*, PS*, ES*, EdDSA)",
+  },
+  authurl: {
+    type: "string",
+    valueHint: "URL",
+    group: "Access",
+    description:
+      "Ask URL before each upgrade (GET with the client's Cookie and Authorization): 2xx admits, X-Scalesocket-User names the user",
+  },
+  trustproxy: {
+    type: "string",
+    valueHint: "LIST",
+    group: "Access",
+    description:
+      "Proxies (IPs or CIDRs) whose Forwarded or X-Forwarded-For header gives the client's address",
+  },
+  deflate: {
+    type: "boolean",
+    group: "Server",
+    description: "Compress messages for clients that offer permessage-deflate",
+  },
+  subprotocol: {
+    type: "string",
+    valueHint: "LIST",
+    group: "Server",
+    description:
+      "Answer with the first of these subprotocols the client offers, comma list; a client offering only others gets 400",
+  },
+  idletimeout: {
+    type: "string",
+    // Not SECONDS: one letter more than the longest flag so far would widen the whole help's first column.
+    valueHint: "SECS",
+    default: String(DEFAULTS.idleTimeoutSeconds),
+    group: "Server",
+    description: "Close a client after this long without traffic; 0 never (else 8 to 960)",
+  },
+  pingms: {
+    type: "string",
+    valueHint: "MS",
+    shownDefault: "shortly before --idletimeout",
+    group: "Server",
+    description: "Ping every client this often; the idle time then counts from its last pong",
+  },
   rooms: {
     type: "string",
     valueHint: "LIST",
@@ -74,7 +149,7 @@ export const FLAGS = {
     valueHint: "MSG",
     group: "Rooms and children",
     description:
-      "Write MSG to the child when a client joins; #ID, #ROOM, #QUERY_STRING, #REMOTE_ADDR and #QUERY_<NAME> are replaced",
+      "Write MSG to the child when a client joins; #ID, #ROOM, #QUERY_STRING, #REMOTE_ADDR, #USER and #QUERY_<NAME> are replaced",
   },
   leavemsg: {
     type: "string",
@@ -120,6 +195,11 @@ export const FLAGS = {
     group: "Rooms and children",
     description: "Time between SIGTERM and SIGKILL when a child is stopped",
   },
+  passstderr: {
+    type: "boolean",
+    group: "Rooms and children",
+    description: 'Send the child\'s stderr lines to its clients too ({"_stderr": LINE} with JSON framing)',
+  },
   json: {
     type: "boolean",
     group: "Framing",
@@ -161,9 +241,38 @@ export const FLAGS = {
   maxrooms: {
     type: "string",
     valueHint: "NUM",
+    default: String(DEFAULTS.maxRooms),
+    group: "Limits",
+    description:
+      "At most NUM rooms, so NUM children (counting those still stopping), at once; 0 is no limit (old name --maxforks)",
+  },
+  maxclients: {
+    type: "string",
+    valueHint: "NUM",
     shownDefault: "no limit",
     group: "Limits",
-    description: "At most NUM rooms, so NUM children, at once (old name --maxforks)",
+    description: "At most NUM open websockets",
+  },
+  maxperip: {
+    type: "string",
+    valueHint: "NUM",
+    shownDefault: "no limit",
+    group: "Limits",
+    description: "At most NUM open websockets from one client IP",
+  },
+  maxmessage: {
+    type: "string",
+    valueHint: "SIZE",
+    default: `${DEFAULTS.maxMessage / 1024 ** 2}M`,
+    group: "Limits",
+    description: "Largest message a client may send",
+  },
+  ratelimit: {
+    type: "string",
+    valueHint: "NUM",
+    shownDefault: "no limit",
+    group: "Limits",
+    description: "At most NUM messages per second from one client, bursts of 2*NUM",
   },
   maxbuffer: {
     type: "string",
@@ -171,6 +280,13 @@ export const FLAGS = {
     default: `${DEFAULTS.maxBuffer / 1024 ** 2}M`,
     group: "Limits",
     description: "Most bytes queued for one client or one child's stdin (K, M, G suffixes)",
+  },
+  maxqueued: {
+    type: "string",
+    valueHint: "SIZE",
+    default: `${DEFAULTS.maxQueued / 1024 ** 2}M`,
+    group: "Limits",
+    description: "Most bytes queued for all clients together; the most behind are closed first",
   },
   metrics: { type: "boolean", group: "Observability", description: "Serve OpenMetrics at /metrics" },
   api: {

@@ -5,7 +5,8 @@ const WIDTH = 80;
 
 const INTRO =
   "Clients connect to ws://HOST:PORT/<ROOM>. The first client of a room starts CMD, and the room's clients " +
-  "share it: their messages go to its stdin, each line of its stdout goes to all of them.";
+  "share it: their messages go to its stdin, each line of its stdout goes to all of them. Every flag can " +
+  "also be set as SCALESOCKET_<FLAG> in the environment (SCALESOCKET_JWTSECRET); a flag given wins.";
 
 const ARGUMENTS: readonly [string, string][] = [
   ["<CMD>", command.args.cmd.description],

@@ -1,4 +1,6 @@
 import { type Config, DEFAULTS, type FrameMode, type LogFormat } from "../config.ts";
+import { parseAuth, parseOrigins, parseTls, parseTrustProxy } from "./access.ts";
+import { blameVariables, envFlags, givenFlags } from "./environ.ts";
 import { UsageError } from "./errors.ts";
 import { FLAGS, type FlagName, FRAME_MODES } from "./flags.ts";
 import { type Prescanned, prescan } from "./prescan.ts";
@@ -8,38 +10,72 @@ import {
   oneOf,
   parseAddr,
   parseCache,
+  parseIdleTimeout,
+  parseLimit,
+  parsePingMs,
   parsePortRange,
   parsePositiveInt,
   parseSeconds,
   parseSize,
+  parseSubprotocols,
+  parseUnixAddr,
   splitList,
 } from "./values.ts";
 
 export type CliAction = { kind: "help" } | { kind: "version" } | { kind: "serve"; config: Config };
 
-/** Turns the raw argument list into what to do. Pure but for a stat of `--staticdir`; throws {@link UsageError}. */
-export function resolveCli(raw: readonly string[]): CliAction {
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Turns the raw argument list and the `SCALESOCKET_*` variables of `env` into what to do. Pure but for reading
+ * `--staticdir`, `--jwtkey` and the TLS files; throws {@link UsageError}.
+ */
+export function resolveCli(raw: readonly string[], env: Env = process.env): CliAction {
   const pre = prescan(raw);
   if (pre.help) return { kind: "help" };
   if (pre.version) return { kind: "version" };
-  return { kind: "serve", config: resolveConfig(raw, pre) };
+  return { kind: "serve", config: resolveConfig(raw, pre, env) };
 }
 
-/** Validates every flag into one {@link Config}. Never touches sockets or processes. */
-export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(raw)): Config {
+/**
+ * Validates every flag into one {@link Config}; a flag may also come from `SCALESOCKET_<FLAG>` in `env`, and the
+ * command line wins. Never touches sockets or processes.
+ */
+export function resolveConfig(
+  raw: readonly string[],
+  pre: Prescanned = prescan(raw),
+  env: Env = process.env,
+): Config {
+  const fromEnv = envFlags(env, givenFlags(pre.argv, pre.verbosity));
+  try {
+    return configOf({ ...pre, argv: [...fromEnv.argv, ...pre.argv] }, pre.verbosity || fromEnv.verbosity);
+  } catch (err) {
+    throw err instanceof UsageError ? blameVariables(err, fromEnv.from) : err;
+  }
+}
+
+function configOf(pre: Prescanned, verbosity: number): Config {
   const { values: a, positionals } = readNormalized(pre.argv);
   const cmd = commandOf(positionals, pre.misreadFrameMode);
-  const [hostname, port] = parseAddr(a.addr);
+  const unixPath = parseUnixAddr(a.addr);
+  const [hostname, port] = unixPath === null ? parseAddr(a.addr) : ["localhost", 0];
+  const idleTimeout = parseIdleTimeout(a.idletimeout);
   const { clientFrame, serverFrame } = parseFraming(a.frame, a.clientframe, a.serverframe, a.json === true);
   if (a.delimiters !== undefined && a.null === true)
     throw new UsageError("--delimiters conflicts with --null");
   if (a.delimiters === "") throw new UsageError("--delimiters needs at least one character");
+  const auth = parseAuth(a);
 
   const config: Config = {
     cmd,
     args: pre.trailing,
     hostname,
     port,
+    unixPath,
+    deflate: a.deflate === true,
+    subprotocols: a.subprotocol === undefined ? null : parseSubprotocols(a.subprotocol),
+    idleTimeout,
+    pingMs: a.pingms === undefined ? null : parsePingMs(a.pingms, idleTimeout),
     binary: a.binary === true,
     cache: a.cache === undefined ? null : parseCache(a.cache),
     cachePersist: a.cachepersist === true,
@@ -52,7 +88,7 @@ export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(
     delimiters: a.null === true ? "\0" : (a.delimiters ?? null),
     clientFrame,
     serverFrame,
-    joinMsg: a.joinmsg ?? (a.json === true ? '{"t":"Join","_from":#ID}' : null),
+    joinMsg: a.joinmsg ?? (a.json === true ? joinJson(auth !== null) : null),
     leaveMsg: a.leavemsg ?? (a.json === true ? '{"t":"Leave","_from":#ID}' : null),
     log: oneOf("log", a.log, ["text", "json"] as const) satisfies LogFormat,
     metrics: a.metrics === true,
@@ -60,20 +96,37 @@ export function resolveConfig(raw: readonly string[], pre: Prescanned = prescan(
     oneshot: a.oneshot === true,
     passEnv: splitList(a.passenv),
     rooms: a.rooms === undefined ? null : nonEmptyList("rooms", a.rooms),
-    maxRooms: a.maxrooms === undefined ? null : parsePositiveInt("maxrooms", a.maxrooms),
+    maxRooms: parseLimit("maxrooms", a.maxrooms),
+    maxClients: a.maxclients === undefined ? null : parsePositiveInt("maxclients", a.maxclients),
+    maxPerIp: a.maxperip === undefined ? null : parsePositiveInt("maxperip", a.maxperip),
+    maxMessage: parseSize("maxmessage", a.maxmessage),
+    rateLimit: a.ratelimit === undefined ? null : parsePositiveInt("ratelimit", a.ratelimit),
+    maxQueued: parseSize("maxqueued", a.maxqueued),
+    crashBackoff: DEFAULTS.crashBackoff,
     staticDir: a.staticdir === undefined ? null : checkDir(a.staticdir),
     devConsole: a.devconsole === true,
     tcp: a.tcp === true,
+    passStderr: a.passstderr === true,
     tcpPorts: parsePortRange(a.tcpports),
-    verbosity: pre.verbosity,
+    verbosity,
     maxBuffer: parseSize("maxbuffer", a.maxbuffer),
     graceMs: Math.round(parseSeconds("grace", a.grace) * 1000),
     tcpTimeoutMs: DEFAULTS.tcpTimeoutMs,
+    origins: a.origin === undefined ? null : parseOrigins(a.origin),
+    auth,
+    authTimeoutMs: DEFAULTS.authTimeoutMs,
+    tls: parseTls(a),
+    trustProxy: a.trustproxy === undefined ? null : parseTrustProxy(a.trustproxy),
     osPipes: true,
   };
 
   checkCombinations(config);
   return config;
+}
+
+/** `--json`'s join message; with an auth flag it names the user, whom the child otherwise cannot tell apart. */
+function joinJson(authenticated: boolean): string {
+  return authenticated ? '{"t":"Join","_from":#ID,"_user":"#USER"}' : '{"t":"Join","_from":#ID}';
 }
 
 type Table = typeof FLAGS;

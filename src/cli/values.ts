@@ -24,6 +24,50 @@ export function parseAddr(value: string): [string, number] {
   return [m[1] ?? (m[2] || "0.0.0.0"), port];
 }
 
+/** `--addr unix:PATH`: the socket's absolute path; null when the address is not a unix one. */
+export function parseUnixAddr(value: string): string | null {
+  if (!value.startsWith("unix:")) return null;
+  const path = value.slice("unix:".length);
+  if (path === "") throw new UsageError("invalid value 'unix:' for --addr: expected unix:PATH");
+  return resolve(path);
+}
+
+/**
+ * `--idletimeout`: whole seconds, 0 (never) or 8 to 960. Bun counts idle time in 4-second ticks, rounds 1 to 7
+ * up to 8 and takes at most 960; refusing what it would change keeps the flag honest.
+ */
+export function parseIdleTimeout(value: string): number {
+  const n = /^\d{1,4}$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n === 0 || (n >= 8 && n <= 960))) {
+    throw new UsageError(`invalid value '${value}' for --idletimeout: expected seconds, 0 or 8 to 960`);
+  }
+  return n;
+}
+
+/** `--pingms`: whole milliseconds, 100 to an hour; shorter than the idle timeout, or a live client would be dropped. */
+export function parsePingMs(value: string, idleTimeout: number): number {
+  const n = /^\d{1,7}$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n >= 100 && n <= 3_600_000)) {
+    throw new UsageError(`invalid value '${value}' for --pingms: expected milliseconds, 100 to 3600000`);
+  }
+  if (idleTimeout > 0 && n >= idleTimeout * 1000) {
+    throw new UsageError(`--pingms ${value} must be shorter than --idletimeout (${idleTimeout} s)`);
+  }
+  return n;
+}
+
+/** `--subprotocol`: a comma list of tokens (RFC 6455 4.1: subprotocol names are HTTP tokens). */
+export function parseSubprotocols(value: string): string[] {
+  const list = nonEmptyList("subprotocol", value);
+  const bad = list.find((p) => !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(p));
+  if (bad !== undefined) {
+    throw new UsageError(
+      `invalid value '${bad}' for --subprotocol: a subprotocol is a token (no spaces or separators)`,
+    );
+  }
+  return list;
+}
+
 /** `--cache`: `[all:|tagged:]SIZE` with SIZE 1, 8 or 64, upstream's only sizes. */
 export function parseCache(value: string): CacheConfig {
   const m = /^(?:(all|tagged):)?(1|8|64)$/.exec(value);
@@ -50,6 +94,14 @@ export function parsePositiveInt(flag: string, value: string): number {
     throw new UsageError(`invalid value '${value}' for --${flag}: expected a whole number from 1`);
   }
   return Number(value);
+}
+
+/** A whole number from 0, where 0 means no limit (null). */
+export function parseLimit(flag: string, value: string): number | null {
+  if (!/^\d{1,9}$/.test(value)) {
+    throw new UsageError(`invalid value '${value}' for --${flag}: expected a whole number, 0 for no limit`);
+  }
+  return Number(value) === 0 ? null : Number(value);
 }
 
 const SIZE_UNITS: Readonly<Record<string, number>> = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };

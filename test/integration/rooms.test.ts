@@ -95,7 +95,9 @@ function connection(id: number, room: string): Connection {
     remotePort: 1,
     pathInfo: "",
     scriptName: `/${room}`,
+    protocol: "",
     headers: new Headers(),
+    user: null,
   };
 }
 
@@ -117,7 +119,7 @@ describe("--maxrooms", () => {
     one.close();
   });
 
-  test("a room whose child is still stopping is counted as stopping, not against --maxrooms", async () => {
+  test("a room whose child is still stopping counts against --maxrooms until its child is gone", async () => {
     const child = lingering();
     const t = start(["--maxrooms", "1", ...child.argv], LONG_GRACE);
     const { directory } = t.server;
@@ -127,13 +129,17 @@ describe("--maxrooms", () => {
     one.close();
     await until(() => directory.stopping === 1, "room one to be stopping");
     expect(directory.rooms.size).toBe(0);
+    expect(await upgradeStatus(t.url("two"))).toBe(503);
+    expect(directory.admit("one")).toEqual({
+      kind: "refuse",
+      status: 503,
+      reason: "too many rooms: at most 1 (--maxrooms)",
+    });
+    child.release();
+    await until(() => directory.stopping === 0, "room one's child to be gone");
     const two = await TestClient.open(t.url("two"));
     two.send("b");
     expect(await two.next()).toBe("b");
-    expect(await upgradeStatus(t.url("three"))).toBe(503);
-    expect(directory.stopping).toBe(1);
-    child.release();
-    await until(() => directory.stopping === 0, "room one's child to be gone");
     expect([...directory.rooms.keys()]).toEqual(["two"]);
   });
 });

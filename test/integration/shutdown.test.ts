@@ -49,9 +49,49 @@ describe("shutdown", () => {
       // The server waited for its children; the grandchildren got SIGKILL with their group, which the kernel
       // carries out on its own schedule, so they are polled for (bounded) rather than given a time limit.
       await until(() => !pids.some(alive), "every child and grandchild to be gone");
-      expect(log()).toContain(`${signal}: closing clients and stopping children`);
+      expect(log()).toContain(`${signal}: stopping children, then closing clients`);
     });
   }
+
+  test("a child that ends on the end of its input: its clients get its last lines, then 1001", async () => {
+    const t = start([`${FIXTURES}goodbye-eof.sh`]);
+    const a = await TestClient.open(t.url("r"));
+    expect(await a.next()).toBe("ready");
+    const b = await TestClient.open(t.url("r"));
+    a.send("x");
+    for (const c of [a, b]) expect(await c.next()).toBe("got x");
+    const stopped = t.server.stop();
+    for (const c of [a, b]) {
+      expect(await c.next()).toBe("goodbye on EOF");
+      expect(await c.next()).toBe("last line");
+      expect(await c.waitClosed()).toEqual({ code: 1001, reason: "server shutting down" });
+    }
+    await within(stopped, "the shutdown");
+  });
+
+  test("SIGTERM: a child that ignores the end of its input says goodbye from its TERM handler, and its clients hear it", async () => {
+    const { proc, port } = await runServer([`${FIXTURES}goodbye-term.sh`]);
+    const a = await TestClient.open(`ws://127.0.0.1:${port}/r`);
+    expect(await a.next()).toBe("ready");
+    proc.kill("SIGTERM");
+    expect(await a.next()).toBe("goodbye from TERM");
+    expect(await a.waitClosed()).toEqual({ code: 1001, reason: "server shutting down" });
+    expect(a.received).toEqual(["ready", "goodbye from TERM"]);
+    expect(await within(proc.exited, "the server to exit")).toBe(0);
+  });
+
+  test("SIGHUP is logged and ignored: clients and children carry on", async () => {
+    const s = await runServer(["cat"]);
+    const a = await TestClient.open(`ws://127.0.0.1:${s.port}/r`);
+    s.proc.kill("SIGHUP");
+    await s.waitLog(/SIGHUP: ignored \(restart the server to reload its certificates\)/);
+    a.send("still here");
+    expect(await a.next()).toBe("still here");
+    expect(await upgradeStatus(`ws://127.0.0.1:${s.port}/other`)).toBe(101);
+    s.proc.kill("SIGTERM");
+    expect(await a.waitClosed()).toEqual({ code: 1001, reason: "server shutting down" });
+    expect(await within(s.proc.exited, "the server to exit")).toBe(0);
+  });
 
   test("new connections are refused with 503 while the server shuts down", async () => {
     // The child ignores EOF and SIGTERM until the test lets it go, so the shutdown is held open on cue.
@@ -61,11 +101,13 @@ describe("shutdown", () => {
     const a = await TestClient.open(t.url("r"));
     expect(await a.next()).toBe("ready");
     const stopped = t.server.stop();
-    expect(await a.waitClosed()).toEqual({ code: 1001, reason: "server shutting down" });
     expect(await upgradeStatus(t.url("r"))).toBe(503);
     expect(await upgradeStatus(t.url("new"))).toBe(503);
     expect(t.logs.join("")).toContain("refused a websocket: server is shutting down");
+    // The client stays until its child is gone, so that it hears the child's last words.
+    expect(a.ws.readyState).toBe(WebSocket.OPEN);
     writeFileSync(go, "");
+    expect(await a.waitClosed()).toEqual({ code: 1001, reason: "server shutting down" });
     await within(stopped, "the shutdown to finish once the child exits");
   });
 

@@ -48,11 +48,28 @@ const EVERY_FLAG = [
   "passenv",
   "rooms",
   "maxrooms",
+  "maxclients",
+  "maxperip",
+  "maxmessage",
+  "ratelimit",
+  "maxqueued",
   "staticdir",
   "tcp",
   "tcpports",
   "maxbuffer",
   "grace",
+  "tlscert",
+  "tlskey",
+  "origin",
+  "jwtsecret",
+  "jwtkey",
+  "authurl",
+  "trustproxy",
+  "deflate",
+  "subprotocol",
+  "idletimeout",
+  "pingms",
+  "passstderr",
 ] as const;
 
 describe("defaults", () => {
@@ -62,6 +79,11 @@ describe("defaults", () => {
       args: [],
       hostname: "0.0.0.0",
       port: 9000,
+      unixPath: null,
+      deflate: false,
+      subprotocols: null,
+      idleTimeout: 120,
+      pingMs: null,
       binary: false,
       cache: null,
       cachePersist: false,
@@ -77,15 +99,27 @@ describe("defaults", () => {
       oneshot: false,
       passEnv: ["PATH", "DYLD_LIBRARY_PATH"],
       rooms: null,
-      maxRooms: null,
+      maxRooms: 1024,
+      maxClients: null,
+      maxPerIp: null,
+      maxMessage: 1024 * 1024,
+      rateLimit: null,
+      maxQueued: 512 * 1024 * 1024,
+      crashBackoff: { windowMs: 1000, streak: 3, firstMs: 1000, maxMs: 60_000 },
       staticDir: null,
       devConsole: false,
       tcp: false,
+      passStderr: false,
       tcpPorts: [9001, 9999],
       verbosity: 0,
       maxBuffer: 4 * 1024 * 1024,
       graceMs: 2000,
       tcpTimeoutMs: 10_000,
+      origins: null,
+      auth: null,
+      authTimeoutMs: 5000,
+      tls: null,
+      trustProxy: null,
       osPipes: true,
     } satisfies Config);
   });
@@ -373,9 +407,13 @@ describe("rejected command lines", () => {
     ["--cache bad type", ["--cache", "some:8", "cat"], /invalid value 'some:8' for --cache/],
     ["--delay bogus", ["--delay", "soon", "cat"], /invalid value 'soon' for --delay/],
     ["--cmd-attach-delay bogus", ["--cmd-attach-delay=-1", "cat"], /invalid value '-1' for --delay/],
-    ["--maxrooms zero", ["--maxrooms", "0", "cat"], /invalid value '0' for --maxrooms/],
     ["--maxrooms bogus", ["--maxrooms", "many", "cat"], /invalid value 'many' for --maxrooms/],
-    ["--maxforks zero", ["--maxforks=0", "cat"], /invalid value '0' for --maxrooms/],
+    ["--maxrooms negative", ["--maxrooms=-1", "cat"], /invalid value '-1' for --maxrooms/],
+    ["--maxclients zero", ["--maxclients", "0", "cat"], /invalid value '0' for --maxclients/],
+    ["--maxperip bogus", ["--maxperip", "x", "cat"], /invalid value 'x' for --maxperip/],
+    ["--ratelimit zero", ["--ratelimit", "0", "cat"], /invalid value '0' for --ratelimit/],
+    ["--maxmessage too small", ["--maxmessage", "10", "cat"], /invalid value '10' for --maxmessage/],
+    ["--maxqueued bogus", ["--maxqueued", "lots", "cat"], /invalid value 'lots' for --maxqueued/],
     ["--rooms empty", ["--rooms=", "cat"], /--rooms needs at least one entry/],
     ["--rooms only commas", ["--rooms", ",,", "cat"], /--rooms needs at least one entry/],
     ["--delimiters empty", ["--delimiters=", "cat"], /--delimiters needs at least one character/],
@@ -465,6 +503,13 @@ describe("room operation flags", () => {
     ["--rooms", ["--rooms", "a, game-*", "cat"], { rooms: ["a", "game-*"] }],
     ["--maxrooms", ["--maxrooms", "4", "cat"], { maxRooms: 4 }],
     ["--maxforks (old name of --maxrooms)", ["--maxforks", "4", "cat"], { maxRooms: 4 }],
+    ["--maxrooms 0 is no limit", ["--maxrooms", "0", "cat"], { maxRooms: null }],
+    ["--maxforks=0 is no limit", ["--maxforks=0", "cat"], { maxRooms: null }],
+    ["--maxclients", ["--maxclients", "100", "cat"], { maxClients: 100 }],
+    ["--maxperip", ["--maxperip=3", "cat"], { maxPerIp: 3 }],
+    ["--maxmessage", ["--maxmessage", "64K", "cat"], { maxMessage: 64 * 1024 }],
+    ["--ratelimit", ["--ratelimit", "20", "cat"], { rateLimit: 20 }],
+    ["--maxqueued", ["--maxqueued", "1G", "cat"], { maxQueued: 1024 ** 3 }],
   ];
   test.each(cases)("%s", (_name, argv, expected) => {
     expect(resolveConfig(argv)).toMatchObject(expected);
@@ -523,6 +568,42 @@ describe("transport flags", () => {
     ],
   ];
   test.each(conflicts)("%s is refused", (_name, argv, message) => {
+    expect(usageError(argv)).toContain(message);
+  });
+});
+
+describe("wire flags", () => {
+  const cases: [string, string[], Partial<Config>][] = [
+    ["--deflate", ["--deflate", "cat"], { deflate: true }],
+    ["--subprotocol", ["--subprotocol", "v2.chat, v1.chat", "cat"], { subprotocols: ["v2.chat", "v1.chat"] }],
+    ["--idletimeout 0", ["--idletimeout", "0", "cat"], { idleTimeout: 0, pingMs: null }],
+    ["--idletimeout 8", ["--idletimeout=8", "cat"], { idleTimeout: 8 }],
+    ["--pingms", ["--pingms", "2500", "cat"], { idleTimeout: 120, pingMs: 2500 }],
+    ["--pingms with no idle timeout", ["--idletimeout", "0", "--pingms", "60000", "cat"], { pingMs: 60_000 }],
+    [
+      "--addr unix:PATH",
+      ["--addr", "unix:/tmp/s.sock", "cat"],
+      { unixPath: "/tmp/s.sock", hostname: "localhost", port: 0 },
+    ],
+    ["--addr unix: relative", ["--addr=unix:s.sock", "cat"], { unixPath: `${process.cwd()}/s.sock` }],
+    ["--passstderr", ["--passstderr", "cat"], { passStderr: true }],
+  ];
+  test.each(cases)("%s", (_name, argv, expected) => {
+    expect(resolveConfig(argv)).toMatchObject(expected);
+  });
+
+  const refused: [string, string[], string][] = [
+    ["--idletimeout below Bun's tick", ["--idletimeout", "5", "cat"], "expected seconds, 0 or 8 to 960"],
+    ["--idletimeout past Bun's limit", ["--idletimeout", "961", "cat"], "0 or 8 to 960"],
+    ["--idletimeout fraction", ["--idletimeout", "8.5", "cat"], "--idletimeout"],
+    ["--pingms too small", ["--pingms", "10", "cat"], "expected milliseconds, 100 to 3600000"],
+    ["--pingms not below the idle timeout", ["--idletimeout", "8", "--pingms", "8000", "cat"], "shorter"],
+    ["--subprotocol empty", ["--subprotocol=", "cat"], "--subprotocol needs at least one entry"],
+    ["--subprotocol not a token", ["--subprotocol", "a b", "cat"], "is a token"],
+    ["--addr unix: without a path", ["--addr", "unix:", "cat"], "expected unix:PATH"],
+    ["--deflate with a value", ["--deflate=1", "cat"], "--deflate takes no value"],
+  ];
+  test.each(refused)("%s is refused", (_name, argv, message) => {
     expect(usageError(argv)).toContain(message);
   });
 });

@@ -18,7 +18,9 @@ function conn(over: Partial<Connection> = {}): Connection {
     remotePort: 40000,
     pathInfo: "",
     scriptName: "/lobby",
+    protocol: "",
     headers: new Headers(),
+    user: null,
     ...over,
   };
 }
@@ -107,6 +109,20 @@ describe("childEnv", () => {
     });
   });
 
+  test("REMOTE_USER is the admitted user, absent without one", () => {
+    expect(childEnv({}, conn({ user: "ann" }), SERVER).REMOTE_USER).toBe("ann");
+    expect("REMOTE_USER" in childEnv({}, conn(), SERVER)).toBe(false);
+  });
+
+  test("no SCALESOCKET_ variable passes, whatever --passenv says", () => {
+    const server = { ...source, SCALESOCKET_JWTSECRET: "s", SCALESOCKET_ORIGIN: "same", SCALESOCKETX: "1" };
+    for (const entries of [["*"], ["SCALESOCKET_*"], ["SCALESOCKET_JWTSECRET"]]) {
+      const passed = passedEnv(passEnvFilter(entries), server);
+      expect(Object.keys(passed).filter((n) => n.startsWith("SCALESOCKET_"))).toEqual([]);
+    }
+    expect(passedEnv(passEnvFilter(["*"]), server).SCALESOCKETX).toBe("1");
+  });
+
   test("an empty pass list passes nothing of the server's environment", () => {
     const env = childEnv(passedEnv(passEnvFilter([]), source), conn(), SERVER);
     expect(Object.keys(env).sort()).toEqual([...CGI_KEYS].sort());
@@ -127,6 +143,7 @@ describe("childEnv", () => {
       conn({
         room: "a b",
         scriptName: "/a%20b",
+        protocol: "",
         pathInfo: "/more/path",
         query: "x=1&y=%22",
         remoteIp: "::1",
@@ -185,6 +202,26 @@ describe("childEnv", () => {
     }
   });
 
+  test("only header names of letters, digits and dashes become HTTP_* variables; others are dropped", () => {
+    // Headers sent in this order: the underscore spelling must not overwrite the real header's variable.
+    const headers = new Headers([
+      ["X-Forwarded-For", "198.51.100.1"],
+      ["X_Forwarded_For", "6.6.6.6"],
+      ["X.Dot", "1"],
+      ["X~Tilde!#", "2"],
+      ["X-Ok-9", "3"],
+    ]);
+    for (let round = 0; round < 2; round++) {
+      const env = childEnv(passedEnv(passEnvFilter([]), {}), conn({ headers }), SERVER);
+      expect(
+        Object.keys(env)
+          .filter((k) => k.startsWith("HTTP_"))
+          .sort(),
+      ).toEqual(["HTTP_X_FORWARDED_FOR", "HTTP_X_OK_9"]);
+      expect(env.HTTP_X_FORWARDED_FOR).toBe("198.51.100.1");
+    }
+  });
+
   test("a Proxy header does not become HTTP_PROXY (httpoxy)", () => {
     const headers = new Headers({ Proxy: "http://evil.example:3128", Host: "x" });
     const env = childEnv(passedEnv(passEnvFilter([]), source), conn({ headers }), SERVER);
@@ -213,6 +250,11 @@ describe("childEnv", () => {
     );
     expect(env.ROOM).toBe("lobby");
     expect(env.QUERY_STRING).toBe("");
+  });
+
+  test("WEBSOCKET_PROTOCOL is the chosen subprotocol, and absent when none was", () => {
+    expect(childEnv({}, conn({ protocol: "mqtt" }), SERVER).WEBSOCKET_PROTOCOL).toBe("mqtt");
+    expect("WEBSOCKET_PROTOCOL" in childEnv({}, conn(), SERVER)).toBe(false);
   });
 
   test("extra variables are added last and win", () => {
@@ -244,6 +286,8 @@ describe("expandTemplate", () => {
     ["#QUERY_STRING cannot close a JSON string", '"#QUERY_STRING"', { query: 'a="}\\' }, '"a=%22%7D%5C"'],
     ["#REMOTE_ADDR", "#REMOTE_ADDR", { remoteIp: "10.0.0.1", remotePort: 5 }, "10.0.0.1:5"],
     ["#REMOTE_ADDR IPv6", "#REMOTE_ADDR", { remoteIp: "::1", remotePort: 5 }, "[::1]:5"],
+    ["#PROTOCOL", '{"p":"#PROTOCOL"}', { protocol: "graphql-ws" }, '{"p":"graphql-ws"}'],
+    ["#PROTOCOL when none was chosen", "[#PROTOCOL]", { protocol: "" }, "[]"],
     ["#QUERY_<NAME>", "#QUERY_NAME", { query: "name=bob" }, "bob"],
     ["#QUERY_<NAME> is case-insensitive", "#QUERY_NAME", { query: "Name=bob" }, "bob"],
     ["#QUERY_<NAME> lower-case in the template", "#QUERY_name", { query: "NAME=bob" }, "bob"],
@@ -257,6 +301,9 @@ describe("expandTemplate", () => {
     ["a value with #QUERY_X is not expanded", "#QUERY_N", { query: "n=%23QUERY_X&x=1" }, "%23QUERY_X"],
     ["a value with a quote", '{"n":"#QUERY_N"}', { query: "n=%22" }, '{"n":"%22"}'],
     ["a value with unicode", "#QUERY_N", { query: "n=%C3%A9" }, "%C3%A9"],
+    ["#USER", '{"_user":"#USER"}', { user: "ann" }, '{"_user":"ann"}'],
+    ["#USER is URL-encoded", '"#USER"', { user: 'a "b" #ID' }, '"a%20%22b%22%20%23ID"'],
+    ["#USER without a user", '"#USER"', { user: null }, '""'],
     ["an unknown placeholder stays", "#FOO #id", {}, "#FOO #id"],
     ["a lone #", "# #ID", { id: 1 }, "# 1"],
   ];

@@ -47,6 +47,23 @@ describe("formatLine", () => {
     expect(formatLine("text", obj(over))).toBe(expected);
   });
 
+  const escaped: [string, Partial<LogObject>, string][] = [
+    [
+      "CR LF cannot forge a line",
+      { args: ["joined room x\r\n2024-01-01T00:00:00.000Z INFO  FORGED"] },
+      "joined room x\\r\\n2024-01-01T00:00:00.000Z INFO  FORGED",
+    ],
+    ["a tab, NUL and DEL", { args: ["a\tb\0c\x7f"] }, "a\\tb\\x00c\\x7f"],
+    ["a terminal escape", { args: ["\x1b[2J\x1b]0;title\x07"] }, "\\x1b[2J\\x1b]0;title\\x07"],
+    ["C1 and Unicode line separators", { args: ["a\u0085b\u2028c\u2029"] }, "a\\x85b\\u2028c\\u2029"],
+    ["a tag", { tag: "r\noom", args: ["hi"] }, "[r\\noom] hi"],
+    ["other Unicode is kept", { args: ["ünïcödé ✓"] }, "ünïcödé ✓"],
+  ];
+  test.each(escaped)("text escapes control characters: %s", (_name, over, expected) => {
+    const line = formatLine("text", obj(over));
+    expect(line).toBe(`2024-05-06T07:08:09.010Z INFO  ${expected}\n`);
+  });
+
   const json: [string, Partial<LogObject>, Record<string, string>][] = [
     ["info", { args: ["listening"] }, { time: "2024-05-06T07:08:09.010Z", level: "info", msg: "listening" }],
     [

@@ -9,10 +9,10 @@ export const OPEN_TIMEOUT_MS = 10_000;
  */
 const OPEN_BATCH = 64;
 
-/** Opens one websocket; rejects on error, an early close, or after OPEN_TIMEOUT_MS. */
-export function open(url: string): Promise<WebSocket> {
+/** Opens one websocket, with `headers` if any; rejects on error, an early close, or after OPEN_TIMEOUT_MS. */
+export function open(url: string, headers?: Record<string, string>): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = headers === undefined ? new WebSocket(url) : new WebSocket(url, { headers });
     const timer = setTimeout(() => {
       ws.close();
       reject(new Error(`${url}: not open after ${OPEN_TIMEOUT_MS} ms`));
@@ -41,11 +41,12 @@ export function open(url: string): Promise<WebSocket> {
 export async function openAll(
   urls: string[],
   prepare: (ws: WebSocket, i: number) => void,
+  headers?: Record<string, string>,
 ): Promise<WebSocket[]> {
   const out: WebSocket[] = [];
   for (let i = 0; i < urls.length; i += OPEN_BATCH) {
     const batch = urls.slice(i, i + OPEN_BATCH).map(async (url, j) => {
-      const ws = await open(url);
+      const ws = await open(url, headers);
       prepare(ws, i + j);
       return ws;
     });

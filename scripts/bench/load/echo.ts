@@ -42,37 +42,44 @@ export async function runEcho(cmd: EchoCommand): Promise<EchoResult> {
   };
 
   const conns: Conn[] = [];
-  const urls = cmd.rooms.map((room) => `${cmd.base}/${room}`);
-  const sockets = await openAll(urls, (ws, i) => {
-    const c: Conn = { ws, sent: 0, received: 0, sentAt: new Float64Array(cmd.window) };
-    conns[i] = c;
-    ws.onmessage = (e) => {
-      const n = numberOf(e.data as string, cmd.json);
-      if (n === -1) return; // the join message, echoed back by cat under --json
-      if (n !== c.received % payloads.length || c.received >= c.sent) {
-        fail(`${cmd.rooms[i]}: expected message ${c.received}, got ${n}`);
-        return;
-      }
-      const now = performance.now();
-      if (measuring) {
-        if (nSamples === samples.length) {
-          const grown = new Float64Array(samples.length * 2);
-          grown.set(samples);
-          samples = grown;
+  const urls = cmd.rooms.map(
+    (room) => `${cmd.base}/${room}${cmd.query === undefined ? "" : `?${cmd.query}`}`,
+  );
+  const headers = cmd.origin === undefined ? undefined : { Origin: cmd.origin };
+  const sockets = await openAll(
+    urls,
+    (ws, i) => {
+      const c: Conn = { ws, sent: 0, received: 0, sentAt: new Float64Array(cmd.window) };
+      conns[i] = c;
+      ws.onmessage = (e) => {
+        const n = numberOf(e.data as string, cmd.json);
+        if (n === -1) return; // the join message, echoed back by cat under --json
+        if (n !== c.received % payloads.length || c.received >= c.sent) {
+          fail(`${cmd.rooms[i]}: expected message ${c.received}, got ${n}`);
+          return;
         }
-        samples[nSamples++] = (now - (c.sentAt[c.received % cmd.window] as number)) * 1000;
-        completed++;
-      }
-      c.received++;
-      outstanding--;
-      if (sending) send(c);
-      else if (outstanding === 0) drained();
-    };
-    ws.onclose = (e) => {
-      if (sending || c.received < c.sent)
-        fail(`${cmd.rooms[i]}: closed by the server (${e.code} ${e.reason})`);
-    };
-  });
+        const now = performance.now();
+        if (measuring) {
+          if (nSamples === samples.length) {
+            const grown = new Float64Array(samples.length * 2);
+            grown.set(samples);
+            samples = grown;
+          }
+          samples[nSamples++] = (now - (c.sentAt[c.received % cmd.window] as number)) * 1000;
+          completed++;
+        }
+        c.received++;
+        outstanding--;
+        if (sending) send(c);
+        else if (outstanding === 0) drained();
+      };
+      ws.onclose = (e) => {
+        if (sending || c.received < c.sent)
+          fail(`${cmd.rooms[i]}: closed by the server (${e.code} ${e.reason})`);
+      };
+    },
+    headers,
+  );
 
   for (const c of conns) for (let k = 0; k < cmd.window; k++) send(c);
   await Bun.sleep(cmd.warmupMs);

@@ -31,7 +31,9 @@ const conn: Connection = {
   remotePort: 5000,
   pathInfo: "",
   scriptName: "/lobby",
+  protocol: "",
   headers: new Headers(),
+  user: null,
 };
 
 const bytes = (s: string) => new TextEncoder().encode(s);
