@@ -60,6 +60,8 @@ export interface Config {
   /** When a room's child is taken to crash, and how long its room is then refused (no flag; tests shorten it). */
   crashBackoff: CrashBackoffConfig;
   staticDir: string | null;
+  /** Serve the built-in dev console page at `/` (`--devconsole`); never together with `staticDir`. */
+  devConsole: boolean;
   tcp: boolean;
   /** `--passstderr`: the child's stderr lines also go to its room's clients. */
   passStderr: boolean;

@@ -1,6 +1,9 @@
 import type { AccessGate } from "./access/index.ts";
 import { answerApi, type RoomInfo } from "./api.ts";
 import type { Config } from "./config.ts";
+// Bun's types declare every .html import as an HTML bundle; `type: "text"` makes it the file's text, which
+// `bun build --compile` embeds in the binary.
+import devConsoleHtml from "./devconsole.html" with { type: "text" };
 import { CONTENT_TYPE, type RoomSample, renderMetrics } from "./metrics.ts";
 import type { Room } from "./room.ts";
 import { serveStatic } from "./static.ts";
@@ -41,9 +44,30 @@ export function httpRoutes(
       );
       return config.origins === null ? res : corsByOrigin(res, req, access);
     }
+    if (config.devConsole && url.pathname === "/") return devConsole(req);
     if (config.staticDir !== null) return serveStatic(config.staticDir, req, url.pathname);
     return text(404, "not found");
   };
+}
+
+const DEV_CONSOLE = devConsoleHtml as unknown as string;
+
+/**
+ * `--devconsole`'s page. Its policy allows nothing but the page itself and websockets to this server, so a
+ * page that ever loaded something from elsewhere would fail its browser test.
+ */
+function devConsole(req: Request): Response {
+  if (req.method !== "GET" && req.method !== "HEAD") {
+    return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
+  }
+  return new Response(req.method === "HEAD" ? null : DEV_CONSOLE, {
+    headers: {
+      "content-type": "text/html; charset=utf-8",
+      "content-security-policy":
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'",
+      "x-content-type-options": "nosniff",
+    },
+  });
 }
 
 /**

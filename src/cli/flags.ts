@@ -32,6 +32,11 @@ export const FLAGS = {
     group: "Server",
     description: "Serve the files in DIR over HTTP",
   },
+  devconsole: {
+    type: "boolean",
+    group: "Server",
+    description: "Serve a page at / to try rooms from a browser",
+  },
   oneshot: { type: "boolean", group: "Server", description: "Serve one client, then exit" },
   tlscert: {
     type: "string",

@@ -28,6 +28,7 @@ const EXAMPLES: readonly [string, string][] = [
     "scalesocket --json python3 -- -u game.py",
   ],
   ["A page from ./public and its backend on one port", "scalesocket --staticdir public ./backend.sh"],
+  ["Try rooms from a browser: a console at http://localhost:9000/", "scalesocket --devconsole --json cat"],
 ];
 
 /**

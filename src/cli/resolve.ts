@@ -104,6 +104,7 @@ function configOf(pre: Prescanned, verbosity: number): Config {
     maxQueued: parseSize("maxqueued", a.maxqueued),
     crashBackoff: DEFAULTS.crashBackoff,
     staticDir: a.staticdir === undefined ? null : checkDir(a.staticdir),
+    devConsole: a.devconsole === true,
     tcp: a.tcp === true,
     passStderr: a.passstderr === true,
     tcpPorts: parsePortRange(a.tcpports),
@@ -179,6 +180,8 @@ function commandOf(positionals: readonly string[], misreadFrameMode: string | un
 
 /** Flags that are each valid but make no sense together: refused rather than one silently ignored. */
 function checkCombinations(c: Config): void {
+  // Both would answer `/`; websocketd refuses the pair too.
+  if (c.devConsole && c.staticDir !== null) throw new UsageError("--devconsole conflicts with --staticdir");
   if (c.delimiters !== null && /[\u0080-\uffff]/.test(c.delimiters)) {
     throw new UsageError(
       `invalid value '${c.delimiters}' for --delimiters: only ASCII characters can delimit`,

@@ -183,6 +183,7 @@ const ERROR_CASES: string[][] = [
   ["--binary", "--json", "cat"],
   ["--null", "--frame=gwsocket", "cat"],
   ["--joinmsg", "hi", "--frame=gwsocket", "cat"],
+  ["--devconsole", "--staticdir", "/", "cat"],
 ];
 
 /** An argument as a shell would need it quoted, so each case reads as the command line a user typed. */

@@ -107,6 +107,7 @@ describe("defaults", () => {
       maxQueued: 512 * 1024 * 1024,
       crashBackoff: { windowMs: 1000, streak: 3, firstMs: 1000, maxMs: 60_000 },
       staticDir: null,
+      devConsole: false,
       tcp: false,
       passStderr: false,
       tcpPorts: [9001, 9999],
@@ -136,6 +137,7 @@ describe("accepted command lines", () => {
     ],
     ["a second -- is an argument", ["cat", "--", "--", "x"], { args: ["--", "x"] }],
     ["flags after the command", ["cat", "--oneshot"], { cmd: "cat", oneshot: true }],
+    ["--devconsole", ["--devconsole", "cat"], { devConsole: true, staticDir: null }],
     ["a command that looks like a number", ["123"], { cmd: "123" }],
     [
       "bare --frame does not take the next word",
@@ -544,6 +546,7 @@ describe("transport flags", () => {
   });
 
   const conflicts: [string, string[], string][] = [
+    ["--devconsole with --staticdir", ["--devconsole", "--staticdir", "/", "cat"], "--devconsole conflicts"],
     ["non-ASCII delimiters", ["--delimiters", "é", "cat"], "--delimiters"],
     ["--binary with --json", ["--binary", "--json", "cat"], "--binary conflicts with JSON framing"],
     ["--binary with --serverframe=json", ["--binary", "--serverframe=json", "cat"], "--binary conflicts"],
