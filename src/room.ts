@@ -1,6 +1,7 @@
 import type { Server } from "bun";
 import type { MessageCache } from "./cache.ts";
 import { Child, type ChildEvents, type ExitInfo } from "./child/child.ts";
+import { ptyTransport } from "./child/pty.ts";
 import type { Spawner } from "./child/spawner.ts";
 import { stdioTransport } from "./child/stdio.ts";
 import { tcpTransport } from "./child/tcp.ts";
@@ -97,9 +98,11 @@ export class Room implements ChildEvents, RoomOutput {
         config.serverFrame === "json" ? (line) => JSON.stringify({ _stderr: line }) : String;
     this.log = tagged(ctx.log, name);
     const transport =
-      tcpPort === null
-        ? stdioTransport(config.osPipes)
-        : tcpTransport(tcpPort, config.tcpTimeoutMs, config.osPipes);
+      tcpPort !== null
+        ? tcpTransport(tcpPort, config.tcpTimeoutMs, config.osPipes)
+        : config.pty !== null
+          ? ptyTransport(config.pty)
+          : stdioTransport(config.osPipes);
     const command = {
       cmd: config.cmd,
       args: config.args,

@@ -70,6 +70,8 @@ const EVERY_FLAG = [
   "idletimeout",
   "pingms",
   "passstderr",
+  "pty",
+  "ptysize",
 ] as const;
 
 describe("defaults", () => {
@@ -108,6 +110,7 @@ describe("defaults", () => {
       crashBackoff: { windowMs: 1000, streak: 3, firstMs: 1000, maxMs: 60_000 },
       staticDir: null,
       tcp: false,
+      pty: null,
       passStderr: false,
       tcpPorts: [9001, 9999],
       verbosity: 0,
