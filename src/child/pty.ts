@@ -35,12 +35,8 @@ export interface PtySize {
  */
 const MAX_SLICE = 4095;
 
-/** termios `ICANON` (canonical input: lines, and ^D as end of file). */
-const ICANON = process.platform === "darwin" ? 0x100 : 0o2;
 /** termios `OPOST` (output processing, such as `\n` → `\r\n`): the same bit on Linux and macOS. */
 const OPOST = 0o1;
-/** The end-of-file character of a canonical terminal (VEOF's default, ^D). */
-const EOF_CHAR = "\x04";
 
 /** Where Bun has no pseudo-terminal to offer, why; null where `--pty` works. */
 export function ptyUnsupported(platform: string = process.platform): string | null {
@@ -99,8 +95,6 @@ class PtyLink implements Link {
   readonly input: ByteSink;
   readonly output: Source;
   private terminal: Terminal | null = null;
-  /** The local flags set at start: while the child has not changed them, ending the input may use them. */
-  private rawLocal = 0;
   private onChunk: ((chunk: Uint8Array) => void) | null = null;
   private early: Uint8Array[] = [];
   private earlyBytes = 0;
@@ -140,7 +134,6 @@ class PtyLink implements Link {
     // setRawMode clears ECHO, ICANON, ISIG, IEXTEN and the input translations (ICRNL, IXON); OPOST stays.
     terminal.setRawMode(true);
     terminal.outputFlags &= ~OPOST;
-    this.rawLocal = terminal.localFlags;
   }
 
   received(chunk: Uint8Array): void {
@@ -157,8 +150,7 @@ class PtyLink implements Link {
   drained(): void {
     if (this.held === 0) return;
     this.held = 0;
-    if (this.ending) this.sendEof();
-    else this.input.ondrain?.();
+    if (!this.ending) this.input.ondrain?.();
   }
 
   /** Every holder of the child's side closed it: no more output. */
@@ -187,25 +179,14 @@ class PtyLink implements Link {
   }
 
   /**
-   * "Closing the child's stdin" on a terminal: there is no descriptor to close (closing the terminal would hang
-   * it up, and lose the child's last output). At a console, end of input is ^D on a canonical terminal, and so it
-   * is here: once what was written is out, the terminal goes back to canonical mode (echo stays off) and gets ^D,
-   * so the child's read returns 0, as from a closed pipe. A child that changed the mode itself (a full-screen
-   * program) is left alone: it gets no end of input, and the stop goes on to SIGTERM after the grace period.
+   * "Closing the child's stdin" on a terminal: there is no descriptor to close, and no end of input a reading
+   * child would see. Closing the terminal hangs it up (SIGHUP, and the child's last output is lost with it). ^D
+   * after switching back to canonical mode reaches only a read that starts after the switch: one already waiting
+   * in raw mode wants at least one byte, and an end of file gives none (Linux n_tty). So ending the input only
+   * stops further writes; the stop goes on to SIGTERM after the grace period, and the terminal ends once the
+   * child and its group are gone.
    */
   private endInput(): void {
-    if (this.ending) return;
     this.ending = true;
-    if (this.held === 0) this.sendEof();
-  }
-
-  private sendEof(): void {
-    const terminal = this.terminal;
-    if (terminal === null || terminal.closed || this.finished) return;
-    if (terminal.localFlags !== this.rawLocal) return;
-    terminal.localFlags = this.rawLocal | ICANON;
-    try {
-      terminal.write(EOF_CHAR);
-    } catch {}
   }
 }
