@@ -221,9 +221,9 @@ export function serve(config: Config, log: Logger): RunningServer {
         queued.note(ws, ws.getBufferedAmount());
       },
       close(ws, code, reason) {
-        // The reason is the client's own text: quoted, so it cannot forge a log line.
+        // At info, as the join is: a room's comings and goings read as pairs. The logger escapes the reason.
         log.infoLine(
-          `client ${ws.data.conn.id} left room ${ws.data.conn.room} (${code}${reason ? ` ${JSON.stringify(reason)}` : ""})`,
+          `client ${ws.data.conn.id} left room ${ws.data.conn.room} (${code}${reason ? ` ${reason}` : ""})`,
         );
         // Bun closed it for a message past maxPayloadLength (--maxmessage); it says so only in the reason.
         if (code === 1006 && reason === "Received too big message") counters.closedBy.max_message++;

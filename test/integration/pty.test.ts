@@ -78,6 +78,17 @@ describe("--pty", () => {
     expect(Buffer.concat(chunks).equals(Buffer.from(sent))).toBe(true);
   });
 
+  test("with --cache a late joiner gets the recent lines, then live ones", async () => {
+    const t = start(["--pty", "--cache", "8", "cat"]);
+    const a = await TestClient.open(t.url("r"));
+    a.send("one");
+    expect(await a.next()).toBe("one");
+    const b = await TestClient.open(t.url("r"));
+    expect(await b.next()).toBe("one");
+    a.send("two");
+    expect(await b.next()).toBe("two");
+  });
+
   test("--ptysize is the size the child sees (stty size)", async () => {
     const t = start(["--pty", "--ptysize", "100x30", "stty", "--", "size"]);
     const c = await TestClient.open(t.url("r"));
