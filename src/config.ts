@@ -63,6 +63,8 @@ export interface Config {
   /** Serve the built-in dev console page at `/` (`--devconsole`); never together with `staticDir`. */
   devConsole: boolean;
   tcp: boolean;
+  /** `--pty`: the child runs on a pseudo-terminal of this size (`--ptysize`); null: on pipes. */
+  pty: { cols: number; rows: number } | null;
   /** `--passstderr`: the child's stderr lines also go to its room's clients. */
   passStderr: boolean;
   tcpPorts: [number, number];
@@ -124,6 +126,8 @@ export const DEFAULTS = {
   addr: "0.0.0.0:9000",
   passEnv: "PATH,DYLD_LIBRARY_PATH",
   tcpPorts: "9001:9999",
+  /** A console's size, which programs assume when they cannot ask. */
+  ptySize: "80x24",
   /** 4 MiB: several seconds of a fast room for a client on a slow link, and bounded for thousands of clients. */
   maxBuffer: 4 * 1024 * 1024,
   /** Enough live children for a busy single node, few enough that names chosen by strangers cannot exhaust it. */

@@ -1,7 +1,10 @@
 #!/usr/bin/env bun
+import { ptyUnsupported } from "./child/pty.ts";
 import { helpText, resolveCli, UsageError, usageErrorText, useColor } from "./cli/index.ts";
+import { passEnvFilter, passedEnv } from "./env.ts";
 import { createLogger } from "./log.ts";
 import { serve } from "./server.ts";
+import { commandWarnings, startupUrls } from "./startup.ts";
 import { claimUnixSocket, removeOnExit } from "./unixsocket.ts";
 import { VERSION } from "./version.ts";
 
@@ -25,6 +28,11 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const { config } = action;
   const log = createLogger(config.log, config.verbosity);
+  const noPty = config.pty === null ? null : ptyUnsupported();
+  if (noPty !== null) {
+    log.error(noPty);
+    return 1;
+  }
   const where = config.unixPath === null ? `${config.hostname}:${config.port}` : `unix:${config.unixPath}`;
   let server: ReturnType<typeof serve>;
   try {
@@ -48,7 +56,18 @@ async function main(argv: readonly string[]): Promise<number> {
   if (config.unixPath !== null) removeOnExit(config.unixPath);
   const listening =
     server.unixPath === null ? `${server.hostname}:${server.port}` : `unix:${server.unixPath}`;
+  const passed = passedEnv(passEnvFilter(config.passEnv), process.env);
+  for (const warning of commandWarnings(config.cmd, config.args, config.pty !== null, passed))
+    log.warn(warning);
   log.info(`listening on ${listening}, wrapping ${[config.cmd, ...config.args].join(" ")}`);
+  if (server.unixPath === null) {
+    const [ws, page] = startupUrls(
+      server.hostname,
+      server.port,
+      config.staticDir !== null || config.devConsole,
+    );
+    log.info(`clients connect to ${ws}${page === undefined ? "" : `; the page is at ${page}`}`);
+  }
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.on(signal, () => {
       log.info(`${signal}: stopping children, then closing clients`);

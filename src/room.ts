@@ -2,8 +2,7 @@ import type { Server } from "bun";
 import type { MessageCache } from "./cache.ts";
 import { Child, type ChildEvents, describeExit, type ExitInfo } from "./child/child.ts";
 import type { Spawner } from "./child/spawner.ts";
-import { stdioTransport } from "./child/stdio.ts";
-import { tcpTransport } from "./child/tcp.ts";
+import { transportFor } from "./child/transports.ts";
 import { type Client, type ClientData, closeReason } from "./client.ts";
 import type { Config } from "./config.ts";
 import { type Connection, childEnv, type ServerInfo } from "./env.ts";
@@ -95,10 +94,6 @@ export class Room implements ChildEvents, RoomOutput {
     this.cacheAll = config.cache?.type === "all";
     if (config.passStderr) this.stderrMessage = framing.server.stderr;
     this.log = tagged(ctx.log, name);
-    const transport =
-      tcpPort === null
-        ? stdioTransport(config.osPipes)
-        : tcpTransport(tcpPort, config.tcpTimeoutMs, config.osPipes);
     const command = {
       cmd: config.cmd,
       args: config.args,
@@ -109,7 +104,7 @@ export class Room implements ChildEvents, RoomOutput {
     const delayMs = Math.round((config.delay ?? 0) * 1000);
     this.child = new Child(
       command,
-      transport,
+      transportFor(config, tcpPort),
       { maxBuffer: config.maxBuffer, graceMs: config.graceMs, delayMs },
       this,
     );

@@ -221,7 +221,8 @@ export function serve(config: Config, log: Logger): RunningServer {
         queued.note(ws, ws.getBufferedAmount());
       },
       close(ws, code, reason) {
-        log.debug(
+        // At info, as the join is: a room's comings and goings read as pairs. The logger escapes the reason.
+        log.infoLine(
           `client ${ws.data.conn.id} left room ${ws.data.conn.room} (${code}${reason ? ` ${reason}` : ""})`,
         );
         // Bun closed it for a message past maxPayloadLength (--maxmessage); it says so only in the reason.

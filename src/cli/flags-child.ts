@@ -46,6 +46,18 @@ export const CHILD_FLAGS = {
     group: "Rooms and children",
     description: "Talk to the child over TCP: it gets PORT and listens on 127.0.0.1:$PORT",
   },
+  pty: {
+    type: "boolean",
+    group: "Rooms and children",
+    description: "Run the child on a pseudo-terminal: it flushes each line, as on a console",
+  },
+  ptysize: {
+    type: "string",
+    valueHint: "COLSxROWS",
+    shownDefault: DEFAULTS.ptySize,
+    group: "Rooms and children",
+    description: "Size of the --pty terminal",
+  },
   tcpports: {
     type: "string",
     valueHint: "START:END",

@@ -24,9 +24,10 @@ const EXAMPLES: readonly [string, string][] = [
     "scalesocket --json --addr 127.0.0.1:8080 ./game.sh",
   ],
   [
-    "Interpreters buffer stdout in a pipe: python3 -u sends each line at once",
-    "scalesocket --json python3 -- -u game.py",
+    "Interpreters buffer stdout in a pipe: --pty gives the script a terminal",
+    "scalesocket --json --pty python3 game.py",
   ],
+  ["or python3 -u sends each line at once", "scalesocket --json python3 -- -u game.py"],
   ["A page from ./public and its backend on one port", "scalesocket --staticdir public ./backend.sh"],
   ["Try rooms from a browser: a console at http://localhost:9000/", "scalesocket --devconsole --json cat"],
 ];

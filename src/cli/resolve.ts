@@ -15,6 +15,7 @@ import {
   parsePingMs,
   parsePortRange,
   parsePositiveInt,
+  parsePtySize,
   parseSeconds,
   parseSize,
   parseSubprotocols,
@@ -106,6 +107,7 @@ function configOf(pre: Prescanned, verbosity: number): Config {
     staticDir: a.staticdir === undefined ? null : checkDir(a.staticdir),
     devConsole: a.devconsole === true,
     tcp: a.tcp === true,
+    pty: parsePty(a.pty === true, a.ptysize),
     passStderr: a.passstderr === true,
     tcpPorts: parsePortRange(a.tcpports),
     verbosity,
@@ -122,6 +124,15 @@ function configOf(pre: Prescanned, verbosity: number): Config {
 
   checkCombinations(config);
   return config;
+}
+
+/** `--pty` and its size; `--ptysize` alone would be ignored, so it is refused. */
+function parsePty(pty: boolean, size: string | undefined): Config["pty"] {
+  if (!pty) {
+    if (size !== undefined) throw new UsageError("--ptysize needs --pty");
+    return null;
+  }
+  return parsePtySize(size ?? DEFAULTS.ptySize);
 }
 
 /** `--json`'s join message; with an auth flag it names the user, whom the child otherwise cannot tell apart. */
@@ -182,6 +193,14 @@ function commandOf(positionals: readonly string[], misreadFrameMode: string | un
 function checkCombinations(c: Config): void {
   // Both would answer `/`; websocketd refuses the pair too.
   if (c.devConsole && c.staticDir !== null) throw new UsageError("--devconsole conflicts with --staticdir");
+  // A terminal is the child's stdio; a --tcp child talks over a socket and keeps its stdio for the log.
+  if (c.pty !== null && c.tcp)
+    throw new UsageError("--pty conflicts with --tcp (a --tcp child talks over TCP)");
+  if (c.pty !== null && c.passStderr) {
+    throw new UsageError(
+      "--passstderr conflicts with --pty (stderr is the terminal: it reaches the clients)",
+    );
+  }
   if (c.delimiters !== null && /[\u0080-\uffff]/.test(c.delimiters)) {
     throw new UsageError(
       `invalid value '${c.delimiters}' for --delimiters: only ASCII characters can delimit`,

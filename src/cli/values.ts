@@ -116,6 +116,17 @@ export function parseSize(flag: string, value: string): number {
   return bytes;
 }
 
+/** `--ptysize`: `COLSxROWS`, each 1 to 65535 (a terminal's size is two 16-bit numbers). */
+export function parsePtySize(value: string): { cols: number; rows: number } {
+  const m = /^(\d{1,5})[xX](\d{1,5})$/.exec(value);
+  const cols = Number(m?.[1]);
+  const rows = Number(m?.[2]);
+  if (!m || cols < 1 || rows < 1 || cols > 65535 || rows > 65535) {
+    throw new UsageError(`invalid value '${value}' for --ptysize: expected COLSxROWS, like 80x24`);
+  }
+  return { cols, rows };
+}
+
 /** `--tcpports`: `START:END`, both ends included, within 1:65535. */
 export function parsePortRange(value: string): [number, number] {
   const m = /^(\d{1,5}):(\d{1,5})$/.exec(value);

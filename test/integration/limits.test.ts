@@ -9,7 +9,6 @@ import {
   stopAll,
   TestClient,
   type TestServer,
-  until,
   untilAsync,
   upgradeStatus,
   WAIT_MS,

@@ -184,6 +184,9 @@ const ERROR_CASES: string[][] = [
   ["--null", "--frame=gwsocket", "cat"],
   ["--joinmsg", "hi", "--frame=gwsocket", "cat"],
   ["--devconsole", "--staticdir", "/", "cat"],
+  ["--pty", "--tcp", "cat"],
+  ["--ptysize", "100x30", "cat"],
+  ["--pty", "--ptysize", "80", "cat"],
 ];
 
 /** An argument as a shell would need it quoted, so each case reads as the command line a user typed. */

@@ -70,6 +70,8 @@ const EVERY_FLAG = [
   "idletimeout",
   "pingms",
   "passstderr",
+  "pty",
+  "ptysize",
 ] as const;
 
 describe("defaults", () => {
@@ -109,6 +111,7 @@ describe("defaults", () => {
       staticDir: null,
       devConsole: false,
       tcp: false,
+      pty: null,
       passStderr: false,
       tcpPorts: [9001, 9999],
       verbosity: 0,

@@ -76,7 +76,7 @@ describe("QueuedBudget", () => {
     const shed: [number, number][] = [];
     const budget = new QueuedBudget(100, (ws, bytes) => shed.push([ws.data.conn.id, bytes]));
     const clients = [1, 2, 3, 4].map(fakeClient);
-    [40, 10, 50, 30].forEach((bytes, i) => budget.note(clients[i] as Client, bytes));
+    for (const [i, bytes] of [40, 10, 50, 30].entries()) budget.note(clients[i] as Client, bytes);
     expect(shed).toEqual([]);
     budget.enforce();
     // 130 queued: closing client 3 (50) leaves 80.
