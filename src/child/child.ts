@@ -58,6 +58,8 @@ export class Child {
   private readonly started: Promise<StartedProcess | null>;
   private readonly input: BoundedWriter;
   private exited = false;
+  /** Whether ending the input is something the child sees (not on a terminal): see Transport.inputEnds. */
+  private readonly inputEnds: boolean;
   private stopping: Promise<void> | null = null;
   /** Aborted by a stop: a link still being attached (a TCP connect) is given up. */
   private readonly abort = new AbortController();
@@ -73,6 +75,7 @@ export class Child {
     private readonly events: ChildEvents,
   ) {
     const starting = transport.start(command);
+    this.inputEnds = transport.inputEnds;
     this.input = new BoundedWriter(opts.maxBuffer, (bytes) => events.written(bytes));
     this.started = starting.process.then(
       (proc) => {
@@ -107,7 +110,7 @@ export class Child {
   stop(): Promise<ExitInfo | null> {
     this.input.end();
     this.abort.abort(new Error("the child is being stopped"));
-    this.endGroup(true);
+    this.endGroup(this.inputEnds);
     return this.done;
   }
 

@@ -85,4 +85,10 @@ export interface Starting {
 export interface Transport {
   /** Starts `command`; throws SpawnError when it cannot even be tried (not found, no pipe to be had). */
   start(command: Command): Starting;
+  /**
+   * Whether ending the child's input is an end of input the child can see (EOF on a pipe, a socket shut down).
+   * A stop gives such a child a grace period to end on it; one that cannot see it (a terminal) gets SIGTERM at
+   * once, its grace period then between SIGTERM and SIGKILL only.
+   */
+  readonly inputEnds: boolean;
 }

@@ -52,6 +52,8 @@ const MAX_EARLY_BYTES = 1024 * 1024;
 /** The `--pty` transport: the child on a terminal of `size`, which is both its input and its output. */
 export function ptyTransport(size: PtySize): Transport {
   return {
+    // A terminal has no end of input a waiting read sees (see PtyLink), so a stop sends SIGTERM at once.
+    inputEnds: false,
     start(command) {
       const path = findCommand(command.cmd, command.searchPath);
       if (!path) throw new SpawnError(notFound(command.cmd));

@@ -7,6 +7,7 @@ import { spawnWithPipes } from "./spawn.ts";
  */
 export function stdioTransport(osPipes: boolean): Transport {
   return {
+    inputEnds: true,
     start(command) {
       const spawned = spawnWithPipes(command, true, osPipes);
       const stdin = spawned.stdin as NonNullable<typeof spawned.stdin>;

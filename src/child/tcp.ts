@@ -10,6 +10,7 @@ import { spawnWithPipes } from "./spawn.ts";
  */
 export function tcpTransport(port: number, connectTimeoutMs: number, osPipes: boolean): Transport {
   return {
+    inputEnds: true,
     start(command) {
       const spawned = spawnWithPipes(command, false, osPipes);
       return {
