@@ -116,9 +116,10 @@ export class Child {
 
   /** From the start to the end of a running child. */
   private async live(proc: StartedProcess, starting: Starting): Promise<ExitInfo> {
-    // Every transport lists the child's stderr last (after its stdout when that is not the link).
-    const last = starting.logs.length - 1;
-    const readers = starting.logs.map((source, i) => this.readLog(source, i === last));
+    const { stderr, stdout } = starting.logs;
+    const readers: Promise<void>[] = [];
+    if (stdout !== null) readers.push(this.readLog(stdout, false));
+    if (stderr !== null) readers.push(this.readLog(stderr, true));
     readers.push(this.attach(starting));
     const exit = await proc.exited;
     this.exited = true;

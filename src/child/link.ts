@@ -71,8 +71,11 @@ export interface Command {
 export interface Starting {
   /** Resolves once the child runs; rejects with a SpawnError when it could not be started. */
   process: Promise<StartedProcess>;
-  /** Output that only goes to the log: stderr, and stdout when it is not the link. */
-  logs: Source[];
+  /**
+   * Output that only goes to the log, by stream: the child's stderr (which `--passstderr` also sends its clients),
+   * and its stdout when that is not the link (`--tcp`). Null when the stream is the link itself (a terminal).
+   */
+  logs: { stderr: Source | null; stdout: Source | null };
   /**
    * Attaches the link; called once the child runs and `--delay` passed. Rejects with a message fit for the
    * clients' close reason when the child cannot be reached (a TCP child that never listens), or once `signal`

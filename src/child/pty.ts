@@ -82,7 +82,11 @@ export function ptyTransport(size: PtySize): Transport {
       });
       // The inline terminal made the child a session leader, so its pid is its process group's too.
       const proc: StartedProcess = { pid: subprocess.pid, exited };
-      return { process: Promise.resolve(proc), logs: [], attach: async () => link };
+      return {
+        process: Promise.resolve(proc),
+        logs: { stderr: null, stdout: null },
+        attach: async () => link,
+      };
     },
   };
 }

@@ -14,7 +14,7 @@ export function stdioTransport(osPipes: boolean): Transport {
       let link: Link | null = null;
       return {
         process: spawned.process,
-        logs: [spawned.stderr],
+        logs: { stderr: spawned.stderr, stdout: null },
         // A pipe is there from the start: attaching cannot fail, and is not cut short by a stop, so what
         // clients sent still reaches the child before its EOF.
         attach: async () => {

@@ -15,7 +15,7 @@ export function tcpTransport(port: number, connectTimeoutMs: number, osPipes: bo
       const spawned = spawnWithPipes(command, false, osPipes);
       return {
         process: spawned.process,
-        logs: [spawned.stdout, spawned.stderr],
+        logs: { stderr: spawned.stderr, stdout: spawned.stdout },
         attach: (signal) => connectWithRetry(port, { delayMs: 0, deadlineMs: connectTimeoutMs, signal }),
       };
     },
