@@ -5,8 +5,11 @@
  */
 import { runChurn } from "./load/churn.ts";
 import { runEcho } from "./load/echo.ts";
+import { runEndpoints } from "./load/endpoints.ts";
 import { runFanout } from "./load/fanout.ts";
 import { runMemory } from "./load/memory.ts";
+import { runStorm } from "./load/storm.ts";
+import { swarmBroadcast, swarmClose, swarmMixed, swarmOpen } from "./load/swarm.ts";
 import type { Command, Result } from "./protocol.ts";
 
 function run(cmd: Command): Promise<Result> {
@@ -19,6 +22,18 @@ function run(cmd: Command): Promise<Result> {
       return runChurn(cmd);
     case "memory":
       return runMemory(cmd);
+    case "swarm-open":
+      return swarmOpen(cmd);
+    case "swarm-broadcast":
+      return swarmBroadcast(cmd);
+    case "swarm-mixed":
+      return swarmMixed(cmd);
+    case "swarm-close":
+      return swarmClose();
+    case "storm":
+      return runStorm(cmd);
+    case "endpoints":
+      return runEndpoints(cmd);
   }
 }
 

@@ -6,6 +6,7 @@
 import { type LoadGenerator, startLoadGenerator } from "./driver.ts";
 import type { Plan } from "./plan.ts";
 import type { ChurnResult, Command, EchoResult, FanoutResult, MemoryResult, Result } from "./protocol.ts";
+import { runCrowd, runEndpoints, runMixed, runStorm } from "./scale.ts";
 import {
   CEILING,
   FLOOR,
@@ -39,7 +40,19 @@ export interface Context {
 }
 
 /** The steps of a run, by the id `--only` takes. */
-export const STEP_IDS = ["echo-pinned", "echo", "fanout", "routing", "churn", "memory", "startup"] as const;
+export const STEP_IDS = [
+  "echo-pinned",
+  "echo",
+  "fanout",
+  "routing",
+  "churn",
+  "memory",
+  "startup",
+  "crowd",
+  "storm",
+  "mixed",
+  "endpoints",
+] as const;
 
 /** Cores for `taskset` in the pinned runs: the server and its children on one, the load generator on the other. */
 const SERVER_CPU = 0;
@@ -383,6 +396,10 @@ export async function runAll(ctx: Context): Promise<void> {
     ["churn", "churn", true, () => runGroup(ctx, churnGroup(ctx))],
     ["memory", "memory", true, () => runMemory(ctx)],
     ["startup", "start-up", true, () => runStartup(ctx)],
+    ["crowd", "crowd", true, () => runCrowd(ctx)],
+    ["storm", "room-open storm", true, () => runStorm(ctx)],
+    ["mixed", "mixed load", true, () => runMixed(ctx)],
+    ["endpoints", "endpoints", true, () => runEndpoints(ctx)],
   ];
   for (const [id, name, enabled, step] of steps) {
     if (!enabled || (ctx.only !== null && !ctx.only.has(id))) continue;
