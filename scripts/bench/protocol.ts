@@ -168,6 +168,9 @@ export interface MemoryResult {
 export interface SwarmOpenResult {
   kind: "swarm-open";
   clients: number;
+  /** Until every room's first client had its first round trip (the room's child runs). */
+  roomsSeconds: number;
+  /** Until every client was connected. */
   seconds: number;
   failures: Failure[];
 }

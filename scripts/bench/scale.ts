@@ -37,6 +37,7 @@ const FD_MARGIN = 200;
 const FDS_PER_ROOM = 4;
 
 export const S = {
+  openRooms: { name: "time to open every room (a round trip each), s", format: sig },
   connectAll: { name: "time to connect all, s", format: sig },
   rss: { name: "server RSS MiB", format: sig },
   perClient: { name: "server KiB per client", format: sig },
@@ -150,6 +151,7 @@ async function eachRun(
         server = await startServer(s, workload);
         const failures = await body(server, (m, v) => ctx.results.add(label, m, s.id, v));
         for (const f of failures) ctx.failures.push(`${where}: ${f}`);
+        if (failures.length > 0) ctx.failures.push(`${where}: server log:\n${server.logTail()}`);
       } catch (err) {
         const tail = server === null ? "" : `\nserver log:\n${server.logTail()}`;
         ctx.failures.push(`${where}: ${(err as Error).message}${tail}`);
@@ -185,7 +187,11 @@ async function openSwarm(gens: LoadGenerator[], server: RunningServer, rooms: st
     }),
     120_000,
   );
-  return { seconds: (performance.now() - t0) / 1000, failures: results.flatMap((r) => r.failures) };
+  return {
+    roomsSeconds: Math.max(...results.map((r) => r.roomsSeconds)),
+    seconds: (performance.now() - t0) / 1000,
+    failures: results.flatMap((r) => r.failures),
+  };
 }
 
 async function closeSwarm(gens: LoadGenerator[]): Promise<string[]> {
@@ -231,6 +237,7 @@ export async function runCrowd(ctx: Context): Promise<void> {
       try {
         const opened = await openSwarm(gens, server, names, clients / rooms);
         failures.push(...opened.failures);
+        add(S.openRooms, opened.roomsSeconds);
         add(S.connectAll, opened.seconds);
         await Bun.sleep(500);
         const after = rssKiB(server.pid);
