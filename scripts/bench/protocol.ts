@@ -86,15 +86,24 @@ export interface SwarmCloseCommand {
   kind: "swarm-close";
 }
 
-/** `conns` loops open `rooms` new rooms while a probe in an open room times its round trips (load/storm.ts). */
+/** `conns` loops open `rooms` new rooms, each client staying once its round trip came back (load/storm.ts). */
 export interface StormCommand {
   kind: "storm";
   base: string;
   prefix: string;
   rooms: number;
   conns: number;
-  /** How long the probe is timed at rest, before the storm. */
-  restMs: number;
+}
+
+/** One client times its round trips until a `probe-stop` line arrives (load/probe.ts). */
+export interface ProbeCommand {
+  kind: "probe";
+  url: string;
+}
+
+/** Not a command with an answer: read at once, even while a probe runs. */
+export interface ProbeStopCommand {
+  kind: "probe-stop";
 }
 
 /** `rooms` rooms open with one idle client each, then each path fetched `requests` times (load/endpoints.ts). */
@@ -117,6 +126,7 @@ export type Command =
   | SwarmMixedCommand
   | SwarmCloseCommand
   | StormCommand
+  | ProbeCommand
   | EndpointsCommand;
 
 /** Something the run saw that means messages were lost, reordered or never answered: a hard failure. */
@@ -203,13 +213,17 @@ export interface SwarmCloseResult {
 export interface StormResult {
   kind: "storm";
   rooms: number;
-  seconds: number;
-  restP50Us: number;
-  restP99Us: number;
-  restSamples: number;
-  stormP50Us: number;
-  stormP99Us: number;
-  stormSamples: number;
+  /** The storm's start and end, ms since the epoch. */
+  startAt: number;
+  endAt: number;
+  failures: Failure[];
+}
+
+export interface ProbeResult {
+  kind: "probe";
+  /** When each round trip ended (ms since the epoch) and how long it took (µs). */
+  at: number[];
+  us: number[];
   failures: Failure[];
 }
 
@@ -229,6 +243,7 @@ export type Result =
   | SwarmMixedResult
   | SwarmCloseResult
   | StormResult
+  | ProbeResult
   | EndpointsResult;
 
 /** The start message for a room's emitter: the fan-out child (fanout.sh) and the ceiling both read it. */

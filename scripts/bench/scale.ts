@@ -5,12 +5,14 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { type LoadGenerator, startLoadGenerator } from "./driver.ts";
+import { percentile } from "./load/clients.ts";
 import type { Plan } from "./plan.ts";
 import { childrenOf, cpuTimes, rssKiB } from "./proc.ts";
 import {
   type Command,
   type EndpointsResult,
   histogramPercentile,
+  type ProbeResult,
   type Result,
   type StormResult,
   type SwarmBroadcastResult,
@@ -265,7 +267,16 @@ export async function runCrowd(ctx: Context): Promise<void> {
   );
 }
 
-/** 2. A room-open storm against websocketd's connections on the same pattern, and a probe's latency. */
+/** The p-th percentile of the samples taken between `from` and `to` (ms since the epoch). */
+function windowPercentile(probe: ProbeResult, from: number, to: number, p: number): number {
+  const xs = probe.us.filter((_, i) => (probe.at[i] as number) >= from && (probe.at[i] as number) <= to);
+  return percentile(Float64Array.from(xs).sort(), p);
+}
+
+/**
+ * 2. A room-open storm against websocketd's connections on the same pattern; meanwhile a probe, in a load
+ * generator of its own, times round trips in a room opened before: at rest, then during the storm.
+ */
 export async function runStorm(ctx: Context): Promise<void> {
   const { stormRooms: rooms, stormConns: conns, stormRestMs } = ctx.plan.scale;
   const title = "Room-open storm";
@@ -275,10 +286,11 @@ export async function runStorm(ctx: Context): Promise<void> {
     title,
     [ctx.primary, WEBSOCKETD, CEILING],
     "echo",
-    "websocketd: a process per connection, so its rooms/s are connections/s on the same pattern.",
+    "websocketd: a process per connection, so its rooms/s are connections/s on the same pattern. " +
+      "The probe runs in a load generator of its own.",
   );
-  const gen = startLoadGenerator();
-  try {
+  await withGenerators(2, async ([gen, probeGen]) => {
+    if (gen === undefined || probeGen === undefined) return;
     await eachRun(ctx, title, label, systems, "echo", async (server, add) => {
       // A smaller storm first, discarded: the server's first spawns and its JIT are not what is measured.
       const warm: Command = {
@@ -287,23 +299,33 @@ export async function runStorm(ctx: Context): Promise<void> {
         prefix: fresh("sw"),
         rooms: Math.min(200, rooms),
         conns,
-        restMs: 100,
       };
       await gen.run<StormResult>(warm, 60_000);
-      await Bun.sleep(300);
-      const r = await gen.run<StormResult>(
-        { kind: "storm", base: server.base, prefix: fresh("storm"), rooms, conns, restMs: stormRestMs },
-        120_000,
+      const probing = probeGen.run<ProbeResult>(
+        { kind: "probe", url: `${server.base}/${fresh("probe")}` },
+        180_000,
       );
-      add(S.roomsPerSec, r.rooms / r.seconds);
-      add(S.restP99, r.restP99Us);
-      add(S.stormP99, r.stormP99Us);
-      add(S.stormRatio, r.stormP99Us / r.restP99Us);
-      return r.failures;
+      let storm: StormResult;
+      try {
+        // The probe's room opens and settles, then is timed at rest for stormRestMs.
+        await Bun.sleep(300 + stormRestMs);
+        storm = await gen.run<StormResult>(
+          { kind: "storm", base: server.base, prefix: fresh("storm"), rooms, conns },
+          120_000,
+        );
+      } finally {
+        probeGen.signal({ kind: "probe-stop" });
+      }
+      const probe = await probing;
+      const rest = windowPercentile(probe, storm.startAt - stormRestMs, storm.startAt, 99);
+      const during = windowPercentile(probe, storm.startAt, storm.endAt, 99);
+      add(S.roomsPerSec, storm.rooms / ((storm.endAt - storm.startAt) / 1000));
+      add(S.restP99, rest);
+      add(S.stormP99, during);
+      add(S.stormRatio, during / rest);
+      return [...storm.failures, ...probe.failures];
     });
-  } finally {
-    await gen.stop();
-  }
+  });
 }
 
 /** 3. Mixed load: every client of many rooms of ten sends at a steady rate; every line reaches its room. */
