@@ -7,7 +7,10 @@
  * rules as scalesocket: a client more than 4 MiB behind is closed with 1013 rather than silently dropped from
  * (Bun's default for pub/sub).
  *
- *   bun scripts/bench/ceiling.ts PORT
+ * With `room`, a message that is not a start message goes to the sender's whole room (as `cat` in a shared room
+ * makes scalesocket do) instead of back to the sender alone.
+ *
+ *   bun scripts/bench/ceiling.ts PORT [room]
  */
 import type { ServerWebSocket } from "bun";
 import { numbered } from "./protocol.ts";
@@ -59,6 +62,8 @@ function emit(room: string, count: number, json: boolean, routed: boolean): void
   turn();
 }
 
+const toRoom = process.argv[3] === "room";
+
 const START = /^(?:\{")?(start|route)"?[: ](\d+)/;
 
 const server = Bun.serve<Data>({
@@ -86,7 +91,8 @@ const server = Bun.serve<Data>({
         const m = START.exec(message);
         if (m) return emit(ws.data.room, Number(m[2]), message.startsWith("{"), m[1] === "route");
       }
-      ws.send(message);
+      if (toRoom) server.publish(ws.data.room, message);
+      else ws.send(message);
     },
     close(ws) {
       const members = rooms.get(ws.data.room);

@@ -1,11 +1,13 @@
 /** The orchestrator's handle on a load generator process: send a command, await its one-line result. */
 import { join } from "node:path";
 import type { FileSink, Subprocess } from "bun";
-import type { Command, Result } from "./protocol.ts";
+import type { Command, ProbeStopCommand, Result } from "./protocol.ts";
 import { BENCH_DIR, BUN, spawnTracked, stopProcess } from "./servers.ts";
 
 export interface LoadGenerator {
   run<R extends Result>(cmd: Command, timeoutMs: number): Promise<R>;
+  /** Sends a line that has no answer (`probe-stop`), even while a command runs. */
+  signal(cmd: ProbeStopCommand): void;
   stop(): Promise<void>;
 }
 
@@ -30,6 +32,10 @@ export function startLoadGenerator(cpu?: number): LoadGenerator {
       const result = JSON.parse(line.value) as R | { kind: "error"; message: string };
       if (result.kind === "error") throw new Error(`load generator: ${result.message}`);
       return result;
+    },
+    signal(cmd) {
+      stdin.write(`${JSON.stringify(cmd)}\n`);
+      stdin.flush();
     },
     async stop() {
       try {

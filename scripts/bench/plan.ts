@@ -1,4 +1,4 @@
-/** What one run measures: the full plan (`npm run bench`, under 10 minutes) or `--quick` (under 2). */
+/** What one run measures: the full plan (`npm run bench`, under 15 minutes) or `--quick` (under 3). */
 
 export interface EchoCase {
   conns: number;
@@ -31,6 +31,30 @@ export interface Plan {
   memoryClients: number;
   memoryRooms: number[];
   startupReps: number;
+  scale: ScalePlan;
+}
+
+/** The scenarios of one busy node (issue 19): thousands of clients, a room-open storm, mixed traffic. */
+export interface ScalePlan {
+  /** Repetitions of each of these scenarios (each on a fresh server): they are long, so fewer than `reps`. */
+  reps: number;
+  /** Load generator processes for the crowd and the mixed load, so that they are not one core's worth. */
+  generators: number;
+  crowdClients: number;
+  crowdRooms: number;
+  stormRooms: number;
+  stormConns: number;
+  /** The probe's round trips at rest are timed for this long before the storm. */
+  stormRestMs: number;
+  mixedClients: number;
+  mixedRoomSize: number;
+  /** Messages per second each client sends. */
+  mixedRate: number;
+  mixedDurationMs: number;
+  /** Round trips of the first part of the mixed run are not timed (connections and JIT settle). */
+  mixedWarmupMs: number;
+  endpointRooms: number;
+  endpointRequests: number;
 }
 
 export const FULL: Plan = {
@@ -52,6 +76,23 @@ export const FULL: Plan = {
   memoryClients: 1000,
   memoryRooms: [1, 100],
   startupReps: 11,
+  scale: {
+    // Two, not three: the mixed load alone is 30 s a run, and the full plan must stay under 15 minutes.
+    reps: 2,
+    generators: 4,
+    crowdClients: 15_000,
+    crowdRooms: 1000,
+    stormRooms: 1000,
+    stormConns: 100,
+    stormRestMs: 1500,
+    mixedClients: 5000,
+    mixedRoomSize: 10,
+    mixedRate: 5,
+    mixedDurationMs: 30_000,
+    mixedWarmupMs: 3000,
+    endpointRooms: 1000,
+    endpointRequests: 30,
+  },
 };
 
 export const QUICK: Plan = {
@@ -75,4 +116,20 @@ export const QUICK: Plan = {
   memoryClients: 1000,
   memoryRooms: [1],
   startupReps: 5,
+  scale: {
+    reps: 1,
+    generators: 2,
+    crowdClients: 3000,
+    crowdRooms: 200,
+    stormRooms: 300,
+    stormConns: 100,
+    stormRestMs: 500,
+    mixedClients: 1000,
+    mixedRoomSize: 10,
+    mixedRate: 5,
+    mixedDurationMs: 5000,
+    mixedWarmupMs: 1000,
+    endpointRooms: 1000,
+    endpointRequests: 10,
+  },
 };

@@ -59,7 +59,79 @@ export interface MemoryCommand {
   pid: number;
 }
 
-export type Command = EchoCommand | FanoutCommand | ChurnCommand | MemoryCommand;
+/** A swarm (load/swarm.ts): this generator's share of clients, room-major, from the given source addresses. */
+export interface SwarmOpenCommand {
+  kind: "swarm-open";
+  host: string;
+  port: number;
+  rooms: string[];
+  perRoom: number;
+  localAddresses: string[];
+}
+
+/** The first client of each room of the swarm sends one line; every client must get its room's. */
+export interface SwarmBroadcastCommand {
+  kind: "swarm-broadcast";
+  timeoutMs: number;
+}
+
+/** Every client of the swarm sends `rate` messages/s for `durationMs`; each comes back to its whole room. */
+export interface SwarmMixedCommand {
+  kind: "swarm-mixed";
+  rate: number;
+  durationMs: number;
+  /** Round trips before this are not timed. */
+  warmupMs: number;
+  /** How long the deliveries still due after the last send may take before they count as lost. */
+  drainMs: number;
+}
+
+export interface SwarmCloseCommand {
+  kind: "swarm-close";
+}
+
+/** `conns` loops open `rooms` new rooms, each client staying once its round trip came back (load/storm.ts). */
+export interface StormCommand {
+  kind: "storm";
+  base: string;
+  prefix: string;
+  rooms: number;
+  conns: number;
+}
+
+/** One client times its round trips until a `probe-stop` line arrives (load/probe.ts). */
+export interface ProbeCommand {
+  kind: "probe";
+  url: string;
+}
+
+/** Not a command with an answer: read at once, even while a probe runs. */
+export interface ProbeStopCommand {
+  kind: "probe-stop";
+}
+
+/** `rooms` rooms open with one idle client each, then each path fetched `requests` times (load/endpoints.ts). */
+export interface EndpointsCommand {
+  kind: "endpoints";
+  base: string;
+  prefix: string;
+  rooms: number;
+  paths: string[];
+  requests: number;
+}
+
+export type Command =
+  | EchoCommand
+  | FanoutCommand
+  | ChurnCommand
+  | MemoryCommand
+  | SwarmOpenCommand
+  | SwarmBroadcastCommand
+  | SwarmMixedCommand
+  | SwarmCloseCommand
+  | StormCommand
+  | ProbeCommand
+  | EndpointsCommand;
 
 /** Something the run saw that means messages were lost, reordered or never answered: a hard failure. */
 export type Failure = string;
@@ -107,7 +179,76 @@ export interface MemoryResult {
   failures: Failure[];
 }
 
-export type Result = EchoResult | FanoutResult | ChurnResult | MemoryResult;
+export interface SwarmOpenResult {
+  kind: "swarm-open";
+  clients: number;
+  /** Until every room's first client had its first round trip (the room's child runs). */
+  roomsSeconds: number;
+  /** Until every client was connected. */
+  seconds: number;
+  failures: Failure[];
+}
+
+export interface SwarmBroadcastResult {
+  kind: "swarm-broadcast";
+  delivered: number;
+  /** From the first line sent to the last client's line received. */
+  seconds: number;
+  failures: Failure[];
+}
+
+export interface SwarmMixedResult {
+  kind: "swarm-mixed";
+  sent: number;
+  delivered: number;
+  seconds: number;
+  /** Round trips of each sender's own messages (the room's copy that came back to it): [bucket, count] pairs. */
+  histogram: [number, number][];
+  maxUs: number;
+  samples: number;
+  failures: Failure[];
+}
+
+export interface SwarmCloseResult {
+  kind: "swarm-close";
+  failures: Failure[];
+}
+
+export interface StormResult {
+  kind: "storm";
+  rooms: number;
+  /** The storm's start and end, ms since the epoch. */
+  startAt: number;
+  endAt: number;
+  failures: Failure[];
+}
+
+export interface ProbeResult {
+  kind: "probe";
+  /** When each round trip ended (ms since the epoch) and how long it took (µs). */
+  at: number[];
+  us: number[];
+  failures: Failure[];
+}
+
+export interface EndpointsResult {
+  kind: "endpoints";
+  paths: { path: string; p50Ms: number; maxMs: number; bytes: number }[];
+  failures: Failure[];
+}
+
+export type Result =
+  | EchoResult
+  | FanoutResult
+  | ChurnResult
+  | MemoryResult
+  | SwarmOpenResult
+  | SwarmBroadcastResult
+  | SwarmMixedResult
+  | SwarmCloseResult
+  | StormResult
+  | ProbeResult
+  | EndpointsResult;
 
 /** The start message for a room's emitter: the fan-out child (fanout.sh) and the ceiling both read it. */
 export function startMessage(count: number, json: boolean, routed: boolean): string {
@@ -136,4 +277,31 @@ export function numberOf(text: string, json: boolean): number {
   const at = text.indexOf('"n":');
   if (at === -1) return -1;
   return Number.parseInt(text.slice(at + 4, text.indexOf(",", at)), 10);
+}
+
+/** Latency histogram buckets: 1% wide, from 1 µs to about 100 s; the last one holds anything longer. */
+export const HISTOGRAM_BUCKETS = 1900;
+const LOG_STEP = Math.log(1.01);
+
+/** The bucket of a latency in µs. */
+export function histogramBucket(us: number): number {
+  return Math.min(HISTOGRAM_BUCKETS - 1, Math.max(0, Math.floor(Math.log(Math.max(1, us)) / LOG_STEP)));
+}
+
+/** The p-th percentile (µs, within 1%) of merged [bucket, count] pairs; NaN when there are none. */
+export function histogramPercentile(pairs: [number, number][], p: number): number {
+  const counts = new Map<number, number>();
+  let total = 0;
+  for (const [bucket, n] of pairs) {
+    counts.set(bucket, (counts.get(bucket) ?? 0) + n);
+    total += n;
+  }
+  if (total === 0) return Number.NaN;
+  const rank = Math.min(total - 1, Math.floor((total * p) / 100));
+  let seen = 0;
+  for (const bucket of [...counts.keys()].sort((a, b) => a - b)) {
+    seen += counts.get(bucket) as number;
+    if (seen > rank) return Math.exp((bucket + 0.5) * LOG_STEP);
+  }
+  return Number.NaN;
 }

@@ -3,8 +3,8 @@
  * Benchmarks scalesocket against websocketd and the raw Bun limit (a minimal Bun.serve server, the ceiling); churn
  * also against the floor (bare.ts: scalesocket's way of starting a child with none of its features).
  *
- *   npm run bench            # the full plan, under 10 minutes
- *   npm run bench -- --quick # every target, fewer cases and shorter runs, under 2 minutes
+ *   npm run bench            # the full plan, under 15 minutes
+ *   npm run bench -- --quick # every target, fewer cases and shorter runs, under 3 minutes
  *
  * Everything listens on 127.0.0.1; every process started is killed at the end. Lost or reordered messages
  * fail the run (exit code 1). See docs/performance.md for what each number means.

@@ -9,6 +9,7 @@ import { tokenVerifier } from "../../src/access/jwt.ts";
 import { type LoadGenerator, startLoadGenerator } from "./driver.ts";
 import type { Plan } from "./plan.ts";
 import type { ChurnResult, Command, EchoResult, FanoutResult, MemoryResult, Result } from "./protocol.ts";
+import { runCrowd, runEndpoints, runMixed, runStorm } from "./scale.ts";
 import {
   CEILING,
   FLOOR,
@@ -56,6 +57,10 @@ export const STEP_IDS = [
   "memory",
   "startup",
   "deflate",
+  "crowd",
+  "storm",
+  "mixed",
+  "endpoints",
 ] as const;
 
 /** The access checks' scenario: what the server is told, and what every client of it sends. */
@@ -503,6 +508,10 @@ export async function runAll(ctx: Context): Promise<void> {
     ["memory", "memory", true, () => runMemory(ctx)],
     ["startup", "start-up", true, () => runStartup(ctx)],
     ["deflate", "--deflate", true, () => runDeflate(ctx)],
+    ["crowd", "crowd", true, () => runCrowd(ctx)],
+    ["storm", "room-open storm", true, () => runStorm(ctx)],
+    ["mixed", "mixed load", true, () => runMixed(ctx)],
+    ["endpoints", "endpoints", true, () => runEndpoints(ctx)],
   ];
   for (const [id, name, enabled, step] of steps) {
     if (!enabled || (ctx.only !== null && !ctx.only.has(id))) continue;

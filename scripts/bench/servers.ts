@@ -13,8 +13,12 @@ export const BENCH_DIR = new URL("./", import.meta.url).pathname;
 /** Bun itself: the same binary that runs this script (node_modules/.bin/bun under `npm run bench`). */
 export const BUN = process.execPath;
 
-/** What the room runs: `cat` (echo, churn, memory) or the numbered-line printer (fan-out). */
-export type Workload = "echo" | "fanout";
+/**
+ * What the room runs: `cat` (echo, churn, memory) or the numbered-line printer (fan-out). `room` is `cat` shared
+ * by a room, where what a client sends reaches its whole room (the ceiling publishes it to the room itself);
+ * `endpoints` is `cat` with `/metrics` and `/api/` on.
+ */
+export type Workload = "echo" | "fanout" | "room" | "endpoints";
 
 /** One column of the tables: how to start a server for a workload. */
 export interface System {
@@ -52,7 +56,8 @@ function scalesocket(
       `127.0.0.1:${port}`,
       ...(json ? ["--json"] : []),
       ...flags,
-      ...(workload === "echo" ? ["cat"] : ["sh", "--", join(BENCH_DIR, "fanout.sh")]),
+      ...(workload === "endpoints" ? ["--metrics", "--api"] : []),
+      ...(workload === "fanout" ? ["sh", "--", join(BENCH_DIR, "fanout.sh")] : ["cat"]),
     ],
   };
 }
@@ -86,7 +91,10 @@ export const CEILING: System = {
   id: "ceiling",
   label: "ceiling (Bun.serve)",
   json: false,
-  argv: (port) => [BUN, join(BENCH_DIR, "ceiling.ts"), String(port)],
+  argv: (port, workload) =>
+    workload === "endpoints"
+      ? null
+      : [BUN, join(BENCH_DIR, "ceiling.ts"), String(port), ...(workload === "room" ? ["room"] : [])],
 };
 
 /** Churn's floor: scalesocket's own way of starting a child under the least server around it (bare.ts). */

@@ -1,5 +1,6 @@
 /** The targets, computed from the medians of one run. */
 import type { Plan } from "./plan.ts";
+import { scaleTargets } from "./scale.ts";
 import { M } from "./scenarios.ts";
 import type { Results } from "./table.ts";
 
@@ -99,6 +100,7 @@ export function targets(
   const startup = (m: string) => r.get("Start-up", "cold start", m, binary);
   atMost("start-up, exec to listening (first TCP connect)", startup(M.listen.name), 25, "ms");
   atMost("start-up, exec to first websocket open (room's child started)", startup(M.startup.name), 25, "ms");
+  out.push(...scaleTargets(r, primary, plan));
   return out;
 }
 

@@ -35,12 +35,28 @@ export function findCommand(cmd: string, searchPath: string | undefined): string
   return path;
 }
 
-/** Our end of a pipe, read through Bun's stream of it; Bun.file(fd) never closes the descriptor, so this does. */
+/**
+ * Our end of a pipe, read through Bun's stream of it. The stream's reader reads a duplicate of the descriptor,
+ * which Bun closes at the end; ours is closed as soon as the first read is under way, so that a room holds one
+ * descriptor per pipe end rather than two (with thousands of rooms, the open-files limit is what runs out first).
+ */
 function pipeSource(end: OwnedFd): Source {
   return {
     read: async (onChunk) => {
       try {
-        await streamSource(Bun.file(end.fd).stream()).read(onChunk);
+        const reader = Bun.file(end.fd).stream().getReader();
+        let next = reader.read();
+        end.close();
+        try {
+          for (;;) {
+            const { value, done } = await next;
+            if (done) return;
+            onChunk(value);
+            next = reader.read();
+          }
+        } finally {
+          reader.releaseLock();
+        }
       } finally {
         end.close();
       }
