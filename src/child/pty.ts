@@ -1,6 +1,7 @@
 import type { Terminal } from "bun";
 import type { ByteSink } from "../writer.ts";
-import { type Link, type Source, SpawnError, type StartedProcess, type Transport } from "./link.ts";
+import { type Link, SpawnError, type StartedProcess, type Transport } from "./link.ts";
+import { PushedSource } from "./pushed.ts";
 import { findCommand, notFound, spawnFailure } from "./spawn.ts";
 
 /**
@@ -45,9 +46,6 @@ export function ptyUnsupported(platform: string = process.platform): string | nu
   if (typeof Bun.Terminal !== "function") return "--pty needs a Bun with Bun.Terminal (1.3.5 or later)";
   return null;
 }
-
-/** Most output kept while the link is not read yet (`--delay`); a pty is read from the start, unlike a pipe. */
-const MAX_EARLY_BYTES = 1024 * 1024;
 
 /** The `--pty` transport: the child on a terminal of `size`, which is both its input and its output. */
 export function ptyTransport(size: PtySize): Transport {
@@ -99,11 +97,9 @@ export function ptyTransport(size: PtySize): Transport {
 class PtyLink implements Link {
   readonly endStopsChild = false;
   readonly input: ByteSink;
-  readonly output: Source;
+  /** Bun reads the terminal from the start, unlike a pipe: what comes during `--delay` waits here, bounded. */
+  readonly output: PushedSource;
   private terminal: Terminal | null = null;
-  private onChunk: ((chunk: Uint8Array) => void) | null = null;
-  private early: Uint8Array[] = [];
-  private earlyBytes = 0;
   private finished = false;
   private settle: () => void = () => {};
   private readonly done = new Promise<void>((resolve) => {
@@ -123,15 +119,7 @@ class PtyLink implements Link {
       write: (chunk, size) => this.write(chunk, size),
       end: () => this.endInput(),
     };
-    this.output = {
-      read: (onChunk) => {
-        this.onChunk = onChunk;
-        const early = this.early;
-        this.early = [];
-        for (const chunk of early) onChunk(chunk);
-        return this.done;
-      },
-    };
+    this.output = new PushedSource(this.done);
   }
 
   /** Puts the child's terminal in raw mode. */
@@ -143,14 +131,7 @@ class PtyLink implements Link {
   }
 
   received(chunk: Uint8Array): void {
-    if (this.onChunk !== null) {
-      this.onChunk(chunk);
-      return;
-    }
-    // Before the link is read (`--delay`): kept, up to a bound, since Bun keeps reading the terminal.
-    if (this.earlyBytes + chunk.byteLength > MAX_EARLY_BYTES) return;
-    this.earlyBytes += chunk.byteLength;
-    this.early.push(chunk.slice());
+    this.output.push(chunk);
   }
 
   drained(): void {

@@ -1,7 +1,8 @@
 import type { Socket } from "bun";
 import type { ByteSink } from "../writer.ts";
-import type { Link, Source, Transport } from "./link.ts";
+import type { Link, Transport } from "./link.ts";
 import { CHILD_HOST } from "./ports.ts";
+import { PushedSource } from "./pushed.ts";
 import { spawnWithPipes } from "./spawn.ts";
 
 /**
@@ -132,13 +133,11 @@ export class TcpLink implements Link {
   /** Why the connection ended, when it failed rather than closed. */
   error: Error | null = null;
   readonly input: ByteSink;
-  readonly output: Source;
+  /** What arrives before the output is read is kept for it (bounded): a child may speak first. */
+  readonly output: PushedSource;
   private socket: Socket<undefined> | null = null;
   private settle: () => void = () => {};
   private isClosed = false;
-  private onChunk: ((chunk: Uint8Array) => void) | null = null;
-  /** What arrived before the output was read: nothing is lost to a child that speaks first. */
-  private early: Uint8Array[] = [];
 
   private constructor(readonly port: number) {
     this.closed = new Promise((resolve) => {
@@ -165,15 +164,7 @@ export class TcpLink implements Link {
         if (!link.isClosed) link.socket?.shutdown();
       },
     };
-    this.output = {
-      read: (onChunk) => {
-        this.onChunk = onChunk;
-        const early = this.early;
-        this.early = [];
-        for (const chunk of early) onChunk(chunk);
-        return this.closed;
-      },
-    };
+    this.output = new PushedSource(this.closed);
   }
 
   /** One connect attempt; rejects as `Bun.connect` does (ECONNREFUSED while nothing listens). */
@@ -184,7 +175,7 @@ export class TcpLink implements Link {
       port,
       socket: {
         binaryType: "uint8array",
-        data: (_socket, chunk) => link.receive(chunk),
+        data: (_socket, chunk) => link.output.push(chunk),
         drain: () => link.input.ondrain?.(),
         close: (_socket, error) => link.ended(error ?? null),
         // A throwing data callback lands here; the link's state is then unknown, so it ends.
@@ -204,11 +195,6 @@ export class TcpLink implements Link {
   destroy(): void {
     this.socket?.terminate();
     this.ended(null);
-  }
-
-  private receive(chunk: Uint8Array): void {
-    if (this.onChunk) this.onChunk(chunk);
-    else this.early.push(chunk);
   }
 
   private ended(error: Error | null): void {
