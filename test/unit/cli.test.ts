@@ -120,6 +120,8 @@ describe("defaults", () => {
       tls: null,
       trustProxy: null,
       osPipes: true,
+      cluster: null,
+      drainMs: null,
     } satisfies Config);
   });
 });
