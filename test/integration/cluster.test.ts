@@ -122,7 +122,7 @@ describe.skipIf(!HAVE)("cluster", () => {
     // A fourth node joins the balancer: about a quarter of the rooms now hash to it, and it forwards them.
     await startProxy(["haproxy", "-f", config(p2, nodes), "-db"], p2);
     const more = await Promise.all(rooms.map((room) => enter(`ws://127.0.0.1:${p2}/${room}`)));
-    more.forEach(([, pid], i) => expect(pid).toBe(pidByRoom.get(rooms[i] as string) as number));
+    expect(more.map(([, pid]) => pid)).toEqual(rooms.map((room) => pidByRoom.get(room) as number));
     expect(await sumSample(nodes, "scalesocket_rooms_open")).toBe(30);
     expect(await sumSample(nodes, "scalesocket_children_spawned_total")).toBe(30);
     expect(await sumSample(nodes, 'scalesocket_cluster_forwarded_total{direction="out"}')).toBeGreaterThan(0);
