@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
+import * as net from "node:net";
 import { join } from "node:path";
 import { signClient } from "../../src/cluster/identity.ts";
 import {
@@ -18,7 +19,16 @@ import {
   sumSample,
   tempDir,
 } from "../cluster.ts";
-import { alive, freePorts, spawnServer, TestClient, untilAsync, upgradeStatus, within } from "../helpers.ts";
+import {
+  alive,
+  FIXTURES,
+  freePorts,
+  spawnServer,
+  TestClient,
+  untilAsync,
+  upgradeStatus,
+  within,
+} from "../helpers.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const HAVE = Bun.which("redis-server") !== null;
@@ -128,6 +138,38 @@ describe.skipIf(!HAVE)("cluster", () => {
     expect(await sumSample(nodes, 'scalesocket_cluster_forwarded_total{direction="out"}')).toBeGreaterThan(0);
     for (const [c] of [...clients, ...more]) c.close();
   }, 30_000);
+
+  test("--maxbuffer holds across the hop: a forwarded client that stops reading is closed 1013, the room goes on", async () => {
+    const redis = await Redis.start();
+    const flood = ["--maxbuffer", "512K", `${FIXTURES}flood.sh`, "--", "40000", "100"];
+    const [a, b] = await Promise.all([startNode(redis, flood), startNode(redis, flood)]);
+    const good = await TestClient.open(a.url("flood"));
+    // A client of b that completes the handshake and then reads nothing.
+    const sock = net.connect(b.port, "127.0.0.1");
+    await within(new Promise((resolve) => sock.once("connect", resolve)), "raw connect");
+    sock.write(
+      "GET /flood HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    const head = await within(new Promise<Buffer>((resolve) => sock.once("data", resolve)), "the handshake");
+    expect(head.toString("latin1")).toStartWith("HTTP/1.1 101");
+    sock.pause();
+    await untilAsync(
+      async () => (await sumSample([a], 'scalesocket_cluster_forwarded_open{direction="in"}')) === 1,
+      "the forwarded client to reach a",
+    );
+    good.send("go");
+    await untilAsync(
+      async () => (await sumSample([b], "scalesocket_slow_clients_closed_total")) === 1,
+      "b to close its stalled client",
+      20_000,
+    );
+    // The room's node never held the backlog: the client that keeps up gets every line.
+    await good.waitFor(40_000, 20_000);
+    expect(String(good.received.at(-1)).split(" ")[0]).toBe("40000");
+    expect(await sumSample([a], "scalesocket_slow_clients_closed_total")).toBe(0);
+    sock.destroy();
+  }, 45_000);
 
   test("nginx's config: one child per room", async () => {
     if (!Bun.which("nginx")) throw new Error("nginx is not installed");
