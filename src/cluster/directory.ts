@@ -74,8 +74,10 @@ export class ClusterDirectory implements RoomDirectory {
 
   admit(name: string, forwarded = false): Admission | Promise<Admission> {
     // Open here, or leased here and being opened or stopped: no round trip.
-    if (this.registry.rooms.has(name) || (!this.draining && this.leases.holds(name)))
+    if (this.registry.rooms.has(name) || (!this.draining && this.leases.holds(name))) {
+      this.leases.keep(name);
       return this.registry.admit(name);
+    }
     return this.draining ? this.handOver(name, forwarded) : this.claim(name, forwarded);
   }
 

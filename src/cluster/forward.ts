@@ -49,9 +49,9 @@ export class ForwardLeg implements ClientRoom {
     private readonly ctx: ForwardContext,
     private readonly onEnd: (leg: ForwardLeg) => void,
   ) {
+    this.upstream = new WebSocket(target.url, { headers: { [FORWARD_HEADER]: target.header } });
     ctx.cluster.forwardedOut++;
     ctx.cluster.forwardedOutOpen++;
-    this.upstream = new WebSocket(target.url, { headers: { [FORWARD_HEADER]: target.header } });
     this.upstream.binaryType = "arraybuffer";
     this.upstream.addEventListener("open", this.upOpen);
     this.upstream.addEventListener("message", this.upMessage);

@@ -100,6 +100,15 @@ export class Leases {
     return { kind: "mine" };
   }
 
+  /**
+   * A connection for room `name` was admitted on a lease already held (its room open, or its child stopping):
+   * the lease is kept for it until it enters, even if the stopping child is gone first.
+   */
+  keep(name: string): void {
+    const h = this.held.get(name);
+    if (h !== undefined) h.pendingUntil = Math.max(h.pendingUntil, this.now() + this.timing.leaseMs);
+  }
+
   /** The connection admitted for room `name` has entered: from now on its room keeps the lease. */
   entered(name: string): void {
     const h = this.held.get(name);

@@ -110,7 +110,16 @@ export class ClusterNode {
       }
       return false;
     }
-    const leg = new ForwardLeg(ws, forward, this.forwardCtx, (done) => this.legs.delete(done));
+    let leg: ForwardLeg;
+    try {
+      leg = new ForwardLeg(ws, forward, this.forwardCtx, (done) => this.legs.delete(done));
+    } catch (err) {
+      // The lease names a URL Bun cannot dial: another node's --advertise is wrong.
+      this.forwardCtx.log.error(`cannot forward to ${forward.url}: ${(err as Error).message}`);
+      this.directory.counters.forwardUnreachable++;
+      ws.close(1013, "room's node unreachable: retry");
+      return true;
+    }
     this.legs.add(leg);
     ws.data.leg = leg;
     ws.data.room = leg;
