@@ -109,14 +109,17 @@ class RedisStore implements Store {
     private readonly timeoutMs: number,
   ) {}
 
-  send(command: string, args: string[]): Promise<unknown> {
-    // Bun's own reconnection gives up after its retries; from then on each use asks again, one at a time.
-    if (!this.client.connected && this.reconnecting === null) {
-      this.reconnecting = deadline(this.client.connect(), this.timeoutMs)
+  async send(command: string, args: string[]): Promise<unknown> {
+    // Bun's own reconnection gives up after its retries and waits between them; a command that finds the
+    // connection down asks for one at once (one at a time), so service resumes with the first use after Redis
+    // is back. A Redis that refuses costs nothing here; one that does not answer, at most the deadline.
+    if (!this.client.connected) {
+      this.reconnecting ??= deadline(this.client.connect(), this.timeoutMs)
         .catch(() => {})
         .finally(() => {
           this.reconnecting = null;
         });
+      await this.reconnecting;
     }
     return deadline(this.client.send(command, args), this.timeoutMs);
   }
