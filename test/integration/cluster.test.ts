@@ -205,8 +205,11 @@ describe.skipIf(!HAVE)("cluster", () => {
     const redis = await Redis.start();
     const [a, b] = await Promise.all([startNode(redis), startNode(redis)]);
     const [, pid] = await enter(a.url("lost"));
+    const [forwarded] = await enter(b.url("lost"));
     a.proc.kill("SIGKILL");
     const killedAt = Date.now();
+    // A client forwarded to the dead node hears that its room's node went away.
+    expect(await forwarded.waitClosed()).toEqual({ code: 1012, reason: "room's node went away" });
     let fresh = 0;
     // Until the lease runs out, b forwards to a, which is gone (1013, retry) : retry as a client would.
     await untilAsync(
