@@ -94,6 +94,26 @@ export interface Config {
    * loaded. No flag: always on; tests turn it off to cover the fallback to Bun's own pipes.
    */
   osPipes: boolean;
+  /** `--cluster` and its companions: the Redis directory rooms are leased in; null on a single node. */
+  cluster: ClusterConfig | null;
+  /** `--drain`: on SIGTERM, how long open rooms may go on while no new one opens; null stops at once. */
+  drainMs: number | null;
+}
+
+/** A cluster node: where the directory is, who this node is to the others, and the lease's timing. */
+export interface ClusterConfig {
+  /** The Redis URL, password and db included (never logged as it is: see `redactUrl`). */
+  url: string;
+  /** `ws://host:port` other nodes forward clients to; null derives it from the address bound. */
+  advertise: string | null;
+  /** HMAC key of the forwarding header. */
+  secret: string;
+  leaseMs: number;
+  /**
+   * Clock margin: a room is stopped so that its child is gone this long before its lease can have ended, for
+   * clocks that drift apart and timers that fire late (docs/cluster.md).
+   */
+  marginMs: number;
 }
 
 /** A signed-token or forward-auth check at the upgrade. Key material is read and checked by the CLI. */
@@ -148,6 +168,8 @@ export const DEFAULTS = {
   authTimeoutMs: 5_000,
   /** Bun's default: long enough for a client behind a slow link, short enough to shed dead peers. */
   idleTimeoutSeconds: 120,
+  /** A dead node's rooms reopen elsewhere within this; renewals every third of it are a trifle for Redis. */
+  leaseSeconds: 10,
 } as const;
 
 /** Room names that are HTTP endpoints of their own and are refused as websocket rooms. */

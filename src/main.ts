@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
 import { ptyUnsupported } from "./child/pty.ts";
 import { helpText, resolveCli, UsageError, usageErrorText, useColor } from "./cli/index.ts";
+import { connectStore, type Store } from "./cluster/store.ts";
 import { passEnvFilter, passedEnv } from "./env.ts";
 import { createLogger } from "./log.ts";
 import { serve } from "./server.ts";
@@ -34,10 +35,20 @@ async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
   const where = config.unixPath === null ? `${config.hostname}:${config.port}` : `unix:${config.unixPath}`;
+  // A cluster node that cannot reach its directory cannot tell which rooms are its own: it does not start.
+  let store: Store | null = null;
+  if (config.cluster !== null) {
+    try {
+      store = await connectStore(config.cluster.url, Math.min(3000, config.cluster.leaseMs / 4));
+    } catch (err) {
+      log.error((err as Error).message);
+      return 1;
+    }
+  }
   let server: ReturnType<typeof serve>;
   try {
     if (config.unixPath !== null) await claimUnixSocket(config.unixPath);
-    server = serve(config, log);
+    server = serve(config, log, store);
   } catch (err) {
     log.error(`cannot listen on ${where}: ${(err as Error).message}`);
     return 1;
@@ -68,8 +79,16 @@ async function main(argv: readonly string[]): Promise<number> {
     );
     log.info(`clients connect to ${ws}${page === undefined ? "" : `; the page is at ${page}`}`);
   }
+  let signalled = false;
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.on(signal, () => {
+      // --drain: the first SIGTERM drains; a second signal, or SIGINT, stops at once.
+      if (signal === "SIGTERM" && config.drainMs !== null && !signalled) {
+        signalled = true;
+        log.info(`${signal}: draining for up to ${config.drainMs / 1000} s (--drain)`);
+        void server.drain(config.drainMs);
+        return;
+      }
       log.info(`${signal}: stopping children, then closing clients`);
       void server.stop();
     });

@@ -16,7 +16,8 @@ export function escapeLabel(value: string): string {
   return value.replace(/[\\"\n]/g, (c) => (c === "\n" ? "\\n" : `\\${c}`));
 }
 
-type Family = [
+/** One metric family: its name, type, help, and samples (labels as rendered, value). */
+export type Family = [
   name: string,
   type: "counter" | "gauge",
   help: string,
@@ -33,9 +34,9 @@ function family(lines: string[], [name, type, help, samples]: Family): void {
  * Renders the OpenMetrics exposition. The two upstream families keep their names and `room` label so existing
  * dashboards work; per-room series exist only while the room is open, so the series count stays bounded by the
  * open rooms however many room names come and go (a reopened room's counter starts again, which Prometheus reads
- * as a counter reset).
+ * as a counter reset). `extra` are families of other parts (the cluster's), rendered last.
  */
-export function renderMetrics(rooms: Iterable<RoomSample>, c: Counters): string {
+export function renderMetrics(rooms: Iterable<RoomSample>, c: Counters, extra: Family[] = []): string {
   const list = [...rooms];
   const room = (r: RoomSample) => `{room="${escapeLabel(r.name)}"}`;
   const lines: string[] = [];
@@ -134,7 +135,7 @@ export function renderMetrics(rooms: Iterable<RoomSample>, c: Counters): string 
       ],
     ],
   ];
-  for (const f of families) family(lines, f);
+  for (const f of [...families, ...extra]) family(lines, f);
   lines.push("# EOF", "");
   return lines.join("\n");
 }

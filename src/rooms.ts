@@ -4,8 +4,12 @@ import { pipesAvailable } from "./child/pipes.ts";
 import { PortPool } from "./child/ports.ts";
 import { Spawner } from "./child/spawner.ts";
 import type { Connection } from "./env.ts";
+import { MAX_PERSISTED_BUFFERS, MAX_PERSISTED_CACHES, PersistedCaches } from "./persisted.ts";
 import { Room, type RoomContext } from "./room.ts";
-import { countRefusal } from "./stats.ts";
+
+export { PersistedCaches } from "./persisted.ts";
+
+import { countRefusal, type RefusalReason } from "./stats.ts";
 
 /**
  * The rooms of a server: where a connection's room is decided, opened, found and closed. The server asks it twice
@@ -28,16 +32,16 @@ export interface RoomDirectory {
   readonly stopping: number;
   /**
    * Whether a websocket for room `name` may be upgraded here. Called after the upgrade's own checks (the name,
-   * `--rooms`, shutdown, `--oneshot`), so a refusal here is about capacity, never about the request.
+   * `--rooms`, access, shutdown, `--oneshot`), so a refusal here is about capacity, never about the request.
    *
    * A cluster directory makes the decision "open here, refuse, or forward" here, and returns a Promise: taking
    * the room's lease (`SET key node NX PX ttl`) is a round trip. Bun lets the fetch handler await before
-   * `server.upgrade`, so that await costs no 101 sent too early; a `forward` answer becomes the HTTP response
-   * (a redirect or a proxied upgrade) instead of an upgrade. Whatever asynchronous step opening a room needs must
-   * happen here, and what it takes (the lease) must be held until the connection has entered or is gone, so that
-   * {@link RoomDirectory.enter} can stay synchronous.
+   * `server.upgrade`, so that await costs no 101 sent too early; a `forward` answer becomes a proxied upgrade.
+   * Whatever asynchronous step opening a room needs happens here, and what it takes (the lease) is held until
+   * the connection has entered or is gone, so that {@link RoomDirectory.enter} can stay synchronous.
+   * `forwarded` is true for a client another node forwarded here: it is never forwarded again.
    */
-  admit(name: string): Admission;
+  admit(name: string, forwarded?: boolean): Admission | Promise<Admission>;
   /**
    * The room `conn` joins, in the websocket's `open`: the open one, or one opened now with `conn` as its opener
    * (its environment is the child's). Or why not, as a close code and reason: 1013 when no room may open now
@@ -53,65 +57,29 @@ export interface RoomDirectory {
    * of rooms closed earlier and still stopping, is gone. A cluster directory also releases its leases here.
    */
   shutdown(): Promise<void>;
+  /** `--drain`: from now on no room opens here; the open ones go on. */
+  drain(): void;
 }
 
-/** The answer at the upgrade. A cluster directory adds `{ kind: "forward"; node: string }`. */
-export type Admission = { kind: "here" } | { kind: "refuse"; status: 503; reason: string };
+/**
+ * The answer at the upgrade: serve the room here, refuse (with the refusal's metrics label), or forward the
+ * client to the node that holds the room (its advertised URL).
+ */
+export type Admission =
+  | { kind: "here" }
+  | { kind: "refuse"; status: 503; reason: string; label: RefusalReason }
+  | { kind: "forward"; node: string };
+
+/** Hears of each room closed, with the stop of its child (settled once the child is gone). */
+export type ClosedListener = (room: Room, stop: Promise<unknown>) => void;
+
+/** Why a draining server refuses a new room. */
+const DRAINING = "server is draining: no new rooms here (--drain)";
 
 /** Why a websocket, already open, gets no room: its close code and reason. */
 export interface Refusal {
   code: 1001 | 1011 | 1013;
   reason: string;
-}
-
-/**
- * With `--cachepersist`, caches of closed rooms are kept, at most this many and at most this many times
- * `--maxbuffer` in all (the least recently closed go first), so a stream of one-off room names cannot grow
- * memory without bound.
- */
-export const MAX_PERSISTED_CACHES = 10_000;
-export const MAX_PERSISTED_BUFFERS = 16;
-
-/** Caches of closed rooms, kept for their next opening; bounded in count and bytes, least recently kept first out. */
-export class PersistedCaches {
-  /** In the order kept: a Map iterates in insertion order, so the first entry is the least recently closed. */
-  private readonly kept = new Map<string, MessageCache>();
-  private total = 0;
-
-  constructor(
-    readonly maxCaches: number,
-    readonly maxBytes: number,
-  ) {}
-
-  get size(): number {
-    return this.kept.size;
-  }
-
-  /** What the kept caches hold, in bytes (as {@link MessageCache.bytes} counts). */
-  get bytes(): number {
-    return this.total;
-  }
-
-  /** Keeps `cache` as the room's, the most recently closed; the least recently closed go past the bounds. */
-  keep(name: string, cache: MessageCache): void {
-    this.take(name);
-    this.kept.set(name, cache);
-    this.total += cache.bytes;
-    while (this.kept.size > this.maxCaches || this.total > this.maxBytes) {
-      const [oldest, dropped] = this.kept.entries().next().value as [string, MessageCache];
-      this.kept.delete(oldest);
-      this.total -= dropped.bytes;
-    }
-  }
-
-  /** The room's kept cache, no longer kept here; undefined when there is none. */
-  take(name: string): MessageCache | undefined {
-    const cache = this.kept.get(name);
-    if (cache === undefined) return undefined;
-    this.kept.delete(name);
-    this.total -= cache.bytes;
-    return cache;
-  }
 }
 
 /**
@@ -128,6 +96,8 @@ export class RoomRegistry implements RoomDirectory {
   private readonly backoff: CrashBackoff;
   private readonly ctx: RoomContext;
   private shuttingDown: Promise<void> | null = null;
+  private draining = false;
+  private readonly listeners: ClosedListener[] = [];
 
   /**
    * `base` is what every room gets from the server; the registry adds `onClosed` and the spawner. `onRoomClosed`
@@ -160,8 +130,37 @@ export class RoomRegistry implements RoomDirectory {
   }
 
   admit(name: string): Admission {
-    if (this.full(name)) return { kind: "refuse", status: 503, reason: this.fullReason() };
+    if (this.draining && !this.open.has(name))
+      return { kind: "refuse", status: 503, reason: DRAINING, label: "shutting_down" };
+    if (this.full(name))
+      return { kind: "refuse", status: 503, reason: this.fullReason(), label: "max_rooms" };
     return { kind: "here" };
+  }
+
+  drain(): void {
+    this.draining = true;
+  }
+
+  /** Adds a listener for rooms closed (a cluster directory releases a room's lease once its child is gone). */
+  watch(listener: ClosedListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Whether room `name` is open here or has a child still stopping. */
+  busy(name: string): boolean {
+    if (this.open.has(name)) return true;
+    for (const room of this.stoppingRooms.keys()) if (room.name === name) return true;
+    return false;
+  }
+
+  /**
+   * Ends room `name` here from outside (its lease was lost): every client is closed with `code` and `reason`,
+   * and the last one's leaving stops the child, as when clients leave on their own.
+   */
+  evict(name: string, code: number, reason: string): void {
+    const room = this.open.get(name);
+    if (room === undefined) return;
+    for (const ws of [...room.members.values()]) ws.close(code, reason);
   }
 
   enter(conn: Connection): Room | Refusal {
@@ -183,6 +182,10 @@ export class RoomRegistry implements RoomDirectory {
     if (this.shuttingDown) {
       countRefusal(counters, "shutting_down");
       return { code: 1001, reason: "server is shutting down" };
+    }
+    if (this.draining) {
+      countRefusal(counters, "shutting_down");
+      return { code: 1013, reason: DRAINING };
     }
     // Checked again here: several upgrades for new rooms may have been admitted before any of them opened.
     if (this.full(conn.room)) {
@@ -231,6 +234,7 @@ export class RoomRegistry implements RoomDirectory {
     this.stoppingRooms.set(room, stop);
     stop.finally(() => this.stoppingRooms.delete(room));
     this.onRoomClosed(room);
+    for (const listener of this.listeners) listener(room, stop);
   };
 
   /**

@@ -1,30 +1,20 @@
 import type { Server } from "bun";
-import picomatch from "picomatch";
-import {
-  type AccessResult,
-  accessGate,
-  type ClientAddress,
-  clientAddress,
-  trustedProxies,
-} from "./access/index.ts";
+import { accessGate } from "./access/index.ts";
 import { closeReason } from "./client.ts";
-import { type Config, RESERVED_ROOMS } from "./config.ts";
+import { ClusterNode } from "./cluster/node.ts";
+import type { Store } from "./cluster/store.ts";
+import type { Config } from "./config.ts";
 import { passEnvFilter, passedEnv, remoteAddr } from "./env.ts";
 import { framingFor } from "./framing/index.ts";
 import { httpRoutes, text } from "./http.ts";
-import {
-  ConnectionLimits,
-  closeRateLimited,
-  type LimitedData,
-  queuedBudget,
-  roomNameProblem,
-} from "./limits.ts";
+import { ConnectionLimits, closeRateLimited, queuedBudget } from "./limits.ts";
 import type { Logger } from "./log.ts";
 import { Room } from "./room.ts";
 import { type RoomDirectory, RoomRegistry } from "./rooms.ts";
-import { type Counters, countRefusal, createCounters, type RefusalReason } from "./stats.ts";
+import { type Counters, createCounters } from "./stats.ts";
+import { type ServerData, type UpgradeState, upgrader } from "./upgrade.ts";
 import { VERSION } from "./version.ts";
-import { chooseSubprotocol, Pinger, wireOptions } from "./wire.ts";
+import { Pinger, wireOptions } from "./wire.ts";
 
 export interface RunningServer {
   readonly hostname: string;
@@ -38,130 +28,36 @@ export interface RunningServer {
   readonly directory: RoomDirectory;
   /** Stops accepting, closes every client, stops every child (SIGTERM, then SIGKILL after the grace period). */
   stop(): Promise<void>;
+  /**
+   * `--drain`: `/health` answers 503 and no room opens here (a cluster hands them to other nodes); the open
+   * rooms go on until they are empty or `ms` has passed, then the server stops as `stop()` does.
+   */
+  drain(ms: number): Promise<void>;
   /** Settles once the server has stopped: after `stop()`, or when a `--oneshot` client is done. */
   readonly finished: Promise<void>;
 }
 
-const MAX_ID = 0xffff_ffff;
-
-/** The room an upgrade asks for, as the URL names it. */
-interface Target {
-  name: string;
-  /** The room segment, still percent-encoded. */
-  segment: string;
-  pathInfo: string;
-  /** The subprotocol answered (`--subprotocol`), empty when none. */
-  protocol: string;
-}
-
 /**
  * Starts the server: HTTP endpoints, the websocket upgrade into rooms, and the websockets' events handed to their
- * room. It routes and nothing more: which rooms exist lives in rooms.ts, what a room does in room.ts.
+ * room. It routes and nothing more: which rooms exist lives in rooms.ts, what a room does in room.ts, and with
+ * `--cluster` (`store` is then the connected directory) which node serves a room in cluster/.
  */
-export function serve(config: Config, log: Logger): RunningServer {
+export function serve(config: Config, log: Logger, store: Store | null = null): RunningServer {
   const counters = createCounters();
-  const roomAllowed = config.rooms === null ? null : picomatch(config.rooms, { dot: true });
   const access = accessGate(config, log);
-  const trusted = config.trustProxy === null ? null : trustedProxies(config.trustProxy);
   const pinger = config.pingMs === null ? null : new Pinger(config.pingMs, config.idleTimeout);
   const limits = new ConnectionLimits(config, counters);
   const queued = queuedBudget(config, counters, log);
-  let nextId = 1;
-  let oneshotTaken = false;
   let stopped: Promise<void> | null = null;
+  let draining: Promise<void> | null = null;
   let markFinished = () => {};
   const finished = new Promise<void>((resolve) => {
     markFinished = resolve;
   });
 
-  const refuse = (status: number, why: string, label: RefusalReason, response?: Response): Response => {
-    countRefusal(counters, label);
-    log.debug(`refused a websocket: ${why}`);
-    return response ?? text(status, why);
-  };
-
-  const upgrade = (
-    req: Request,
-    url: URL,
-    server: Server<LimitedData>,
-  ): Response | undefined | Promise<Response | undefined> => {
-    const path = url.pathname.slice(1);
-    const slash = path.indexOf("/");
-    const segment = slash === -1 ? path : path.slice(0, slash);
-    let name: string;
-    try {
-      name = decodeURIComponent(segment);
-    } catch {
-      return refuse(400, "invalid room name: bad percent-encoding", "bad_room_name");
-    }
-    if (name === "") return refuse(400, "no room: connect to /<room>", "bad_room_name");
-    const problem = roomNameProblem(name);
-    if (problem !== null) return refuse(400, problem, "bad_room_name");
-    if (RESERVED_ROOMS.has(name)) return refuse(400, `room name '${name}' is reserved`, "reserved_room");
-    if (roomAllowed !== null && !roomAllowed(name))
-      return refuse(400, `room '${name}' is not allowed (--rooms)`, "room_not_allowed");
-    let protocol = "";
-    if (config.subprotocols !== null) {
-      const choice = chooseSubprotocol(req.headers.get("sec-websocket-protocol"), config.subprotocols);
-      if (choice.kind === "refuse") return refuse(400, choice.reason, "bad_subprotocol");
-      protocol = choice.protocol;
-    }
-    const target: Target = { name, segment, pathInfo: slash === -1 ? "" : path.slice(slash), protocol };
-    // Who may connect (access/): a Promise when a token is verified or the auth service is asked.
-    const peer = server.requestIP(req);
-    const client = clientAddress({ ip: peer?.address ?? "", port: peer?.port ?? 0 }, req.headers, trusted);
-    const decided = access.check(req, url, name, client.ip);
-    if (decided instanceof Promise) return decided.then((d) => enterUpgrade(req, server, target, client, d));
-    return enterUpgrade(req, server, target, client, decided);
-  };
-
-  /** The upgrade once access is decided; what it checks may have changed while a token was verified. */
-  const enterUpgrade = (
-    req: Request,
-    server: Server<LimitedData>,
-    { name, segment, pathInfo, protocol }: Target,
-    client: ClientAddress,
-    decided: AccessResult,
-  ): Response | undefined => {
-    if ("status" in decided) {
-      const label =
-        decided.status === 403 ? "origin" : decided.status === 401 ? "unauthorized" : "auth_service";
-      return refuse(decided.status, decided.reason, label, decided.response);
-    }
-    if (stopped) return refuse(503, "server is shutting down", "shutting_down");
-    if (config.oneshot && oneshotTaken)
-      return refuse(503, "--oneshot: already serving a client", "oneshot_busy");
-    // Limits: the server's own (open websockets, per client IP), then the room's (--maxrooms).
-    const limited = limits.admit(client.ip);
-    if (limited !== null) return refuse(limited.status, limited.reason, limited.label);
-    const admission = directory.admit(name);
-    if (admission.kind === "refuse") return refuse(admission.status, admission.reason, "max_rooms");
-    if (nextId > MAX_ID) return refuse(503, "connection IDs exhausted; restart the server", "ids_exhausted");
-    const data: LimitedData = {
-      conn: {
-        id: nextId,
-        room: name,
-        query: decided.query,
-        remoteIp: client.ip,
-        remotePort: client.port,
-        pathInfo,
-        scriptName: `/${segment}`,
-        protocol,
-        // Only a connection that opens a room needs its headers (for the child's HTTP_* variables).
-        headers: directory.rooms.has(name) ? new Headers() : decided.headers,
-        user: decided.user,
-      },
-      room: null,
-      slow: false,
-      bucket: limits.bucket(),
-    };
-    const headers = protocol === "" ? undefined : { "Sec-WebSocket-Protocol": protocol };
-    if (!server.upgrade(req, { data, headers }))
-      return refuse(400, "expected a websocket upgrade", "not_upgrade");
-    nextId++;
-    if (config.oneshot) oneshotTaken = true;
-    return undefined;
-  };
+  const state: UpgradeState = { nextId: 1, oneshotTaken: false, stopped: false };
+  // The cluster and the directory exist once Bun has bound the port (a node's advertised address may need it).
+  const upgrade = upgrader(config, log, counters, access, limits, state, () => ({ directory, cluster }));
 
   const options = {
     ...(config.unixPath === null
@@ -204,6 +100,7 @@ export function serve(config: Config, log: Logger): RunningServer {
           ws.close(1013, closeReason(over));
           return;
         }
+        if (cluster?.opened(ws)) return;
         const room = directory.enter(conn);
         if (!(room instanceof Room)) {
           ws.close(room.code, closeReason(room.reason));
@@ -230,24 +127,25 @@ export function serve(config: Config, log: Logger): RunningServer {
         pinger?.remove(ws);
         limits.closed(ws.data.conn);
         queued.forget(ws);
+        cluster?.closed(ws, code, reason);
         ws.data.room?.leave(ws);
       },
       pong(ws) {
         pinger?.pong(ws);
       },
     },
-  } satisfies Bun.Serve.Options<LimitedData>;
+  } satisfies Bun.Serve.Options<ServerData>;
   // A unix socket is 0660 from the start: the umask applies when Bun binds it, so no other user can connect
   // in the moment a chmod would come too late for.
   const umask = config.unixPath === null ? null : process.umask(0o117);
-  let server: Server<LimitedData>;
+  let server: Server<ServerData>;
   try {
-    server = Bun.serve<LimitedData>(options);
+    server = Bun.serve<ServerData>(options);
   } finally {
     if (umask !== null) process.umask(umask);
   }
 
-  const directory: RoomDirectory = new RoomRegistry(
+  const registry = new RoomRegistry(
     {
       config,
       server,
@@ -265,7 +163,24 @@ export function serve(config: Config, log: Logger): RunningServer {
       if (config.oneshot) void handle.stop();
     },
   );
-  const answerHttp = httpRoutes(config, directory.rooms, counters, access);
+  const cluster =
+    config.cluster === null || store === null
+      ? null
+      : new ClusterNode(
+          { ...config, cluster: config.cluster },
+          registry,
+          store,
+          config.cluster.advertise ??
+            `${config.tls === null ? "ws" : "wss"}://${urlHost(config.hostname)}:${server.port}`,
+          counters,
+          log,
+        );
+  const directory: RoomDirectory = cluster?.directory ?? registry;
+  const answerHttp = httpRoutes(config, directory.rooms, counters, access, {
+    draining: () => draining !== null,
+    lobby: cluster?.directory.lobby ?? null,
+    families: () => cluster?.directory.families() ?? [],
+  });
 
   const handle: RunningServer = {
     hostname: config.hostname,
@@ -275,8 +190,10 @@ export function serve(config: Config, log: Logger): RunningServer {
     rooms: directory.rooms,
     directory,
     stop() {
+      state.stopped = true;
       stopped ??= (async () => {
         pinger?.stop();
+        cluster?.closeLegs();
         await directory.shutdown();
         // The rooms closed their clients after their children's last words; let those close frames go out.
         await limits.drained(config.graceMs);
@@ -286,7 +203,28 @@ export function serve(config: Config, log: Logger): RunningServer {
       })();
       return stopped;
     },
+    drain(ms) {
+      draining ??= (async () => {
+        directory.drain();
+        log.info(`draining: no new rooms; ${directory.rooms.size} open room(s) served up to ${ms / 1000} s`);
+        if (directory.rooms.size > 0) {
+          let timer: Timer | undefined;
+          await new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, ms);
+            registry.watch(() => directory.rooms.size === 0 && resolve());
+          });
+          clearTimeout(timer);
+        }
+        await handle.stop();
+      })();
+      return draining;
+    },
     finished,
   };
   return handle;
+}
+
+/** A hostname as it goes in a URL: IPv6 in brackets, a wildcard as loopback (--advertise is required for it). */
+function urlHost(hostname: string): string {
+  return hostname.includes(":") ? `[${hostname}]` : hostname;
 }

@@ -19,6 +19,9 @@ export const REFUSAL_REASONS = [
   "unauthorized",
   "auth_service",
   "bad_subprotocol",
+  "directory_unavailable",
+  "room_moved",
+  "bad_forward",
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 

@@ -6,6 +6,7 @@
 import { generateKeyPairSync } from "node:crypto";
 import { SignJWT } from "jose";
 import { tokenVerifier } from "../../src/access/jwt.ts";
+import { runCluster } from "./cluster.ts";
 import { type LoadGenerator, startLoadGenerator } from "./driver.ts";
 import type { Plan } from "./plan.ts";
 import type { ChurnResult, Command, EchoResult, FanoutResult, MemoryResult, Result } from "./protocol.ts";
@@ -61,6 +62,7 @@ export const STEP_IDS = [
   "storm",
   "mixed",
   "endpoints",
+  "cluster",
 ] as const;
 
 /** The access checks' scenario: what the server is told, and what every client of it sends. */
@@ -512,6 +514,7 @@ export async function runAll(ctx: Context): Promise<void> {
     ["storm", "room-open storm", true, () => runStorm(ctx)],
     ["mixed", "mixed load", true, () => runMixed(ctx)],
     ["endpoints", "endpoints", true, () => runEndpoints(ctx)],
+    ["cluster", "cluster", Bun.which("redis-server") !== null, () => runCluster(ctx.results, ctx.progress)],
   ];
   for (const [id, name, enabled, step] of steps) {
     if (!enabled || (ctx.only !== null && !ctx.only.has(id))) continue;

@@ -11,6 +11,7 @@ export const GROUPS = [
   "Framing",
   "Output splitting",
   "Limits",
+  "Cluster",
   "Observability",
   "Help",
 ] as const;

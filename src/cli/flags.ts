@@ -163,6 +163,41 @@ export const FLAGS = {
     group: "Limits",
     description: "Most bytes queued for all clients together; the most behind are closed first",
   },
+  cluster: {
+    type: "string",
+    valueHint: "URL",
+    group: "Cluster",
+    description:
+      "Share rooms with other nodes through this Redis (redis:// or rediss://, password and db allowed); each room lives on one node",
+  },
+  advertise: {
+    type: "string",
+    valueHint: "URL",
+    shownDefault: "ws://ADDR",
+    group: "Cluster",
+    description: "How other nodes reach this one (ws://10.0.0.5:9000); needed when --addr is a wildcard",
+  },
+  clustersecret: {
+    type: "string",
+    // KEY, not SECRET: the longest flag so far, and every letter more widens the help's first column.
+    valueHint: "KEY",
+    group: "Cluster",
+    description: "Signs the clients nodes forward to each other (32 bytes or more); needed with --cluster",
+  },
+  lease: {
+    type: "string",
+    valueHint: "SECS",
+    default: String(DEFAULTS.leaseSeconds),
+    group: "Cluster",
+    description: "How long a node's claim on a room lasts unless renewed (renewed every third)",
+  },
+  drain: {
+    type: "string",
+    valueHint: "SECS",
+    group: "Cluster",
+    description:
+      "On SIGTERM, answer /health with 503, open no new rooms and serve the open ones up to SECS before stopping",
+  },
   metrics: { type: "boolean", group: "Observability", description: "Serve OpenMetrics at /metrics" },
   api: {
     type: "boolean",

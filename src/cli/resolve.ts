@@ -1,5 +1,6 @@
 import { type Config, DEFAULTS, type FrameMode, type LogFormat } from "../config.ts";
 import { parseAuth, parseOrigins, parseTls, parseTrustProxy } from "./access.ts";
+import { parseCluster, parseDrain } from "./cluster.ts";
 import { blameVariables, envFlags, givenFlags } from "./environ.ts";
 import { UsageError } from "./errors.ts";
 import { FLAGS, type FlagName, FRAME_MODES } from "./flags.ts";
@@ -66,6 +67,7 @@ function configOf(pre: Prescanned, verbosity: number): Config {
     throw new UsageError("--delimiters conflicts with --null");
   if (a.delimiters === "") throw new UsageError("--delimiters needs at least one character");
   const auth = parseAuth(a);
+  const graceMs = Math.round(parseSeconds("grace", a.grace) * 1000);
 
   const config: Config = {
     cmd,
@@ -112,7 +114,7 @@ function configOf(pre: Prescanned, verbosity: number): Config {
     tcpPorts: parsePortRange(a.tcpports),
     verbosity,
     maxBuffer: parseSize("maxbuffer", a.maxbuffer),
-    graceMs: Math.round(parseSeconds("grace", a.grace) * 1000),
+    graceMs,
     tcpTimeoutMs: DEFAULTS.tcpTimeoutMs,
     origins: a.origin === undefined ? null : parseOrigins(a.origin),
     auth,
@@ -120,6 +122,12 @@ function configOf(pre: Prescanned, verbosity: number): Config {
     tls: parseTls(a),
     trustProxy: a.trustproxy === undefined ? null : parseTrustProxy(a.trustproxy),
     osPipes: true,
+    cluster: parseCluster(
+      a,
+      { hostname, unixPath, graceMs },
+      pre.argv.some((x) => x.startsWith("--lease=")),
+    ),
+    drainMs: parseDrain(a.drain),
   };
 
   checkCombinations(config);

@@ -108,7 +108,7 @@ describe("--maxrooms", () => {
     const { directory, counters } = t.server;
     const reason = "too many rooms: at most 1 (--maxrooms)";
     expect(directory.admit("one")).toEqual({ kind: "here" });
-    expect(directory.admit("two")).toEqual({ kind: "refuse", status: 503, reason });
+    expect(directory.admit("two")).toEqual({ kind: "refuse", status: 503, reason, label: "max_rooms" });
     // Two upgrades for new rooms can both be admitted before either opens: the second one's enter refuses.
     expect(directory.enter(connection(1000, "two"))).toEqual({ code: 1013, reason });
     expect(counters.refused).toBe(1);
@@ -134,6 +134,7 @@ describe("--maxrooms", () => {
       kind: "refuse",
       status: 503,
       reason: "too many rooms: at most 1 (--maxrooms)",
+      label: "max_rooms",
     });
     child.release();
     await until(() => directory.stopping === 0, "room one's child to be gone");

@@ -124,6 +124,8 @@ describe("defaults", () => {
       tls: null,
       trustProxy: null,
       osPipes: true,
+      cluster: null,
+      drainMs: null,
     } satisfies Config);
   });
 });
