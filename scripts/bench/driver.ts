@@ -5,6 +5,8 @@ import type { Command, ProbeStopCommand, Result } from "./protocol.ts";
 import { BENCH_DIR, BUN, spawnTracked, stopProcess } from "./servers.ts";
 
 export interface LoadGenerator {
+  /** Its process, for its CPU time. */
+  readonly pid: number;
   run<R extends Result>(cmd: Command, timeoutMs: number): Promise<R>;
   /** Sends a line that has no answer (`probe-stop`), even while a command runs. */
   signal(cmd: ProbeStopCommand): void;
@@ -17,6 +19,7 @@ export function startLoadGenerator(cpu?: number): LoadGenerator {
   const stdin = proc.stdin as FileSink;
   const lines = readLines(proc as Subprocess<"pipe", "pipe", "ignore">);
   return {
+    pid: proc.pid,
     async run<R extends Result>(cmd: Command, timeoutMs: number): Promise<R> {
       stdin.write(`${JSON.stringify(cmd)}\n`);
       stdin.flush();

@@ -1,13 +1,23 @@
+import { constants } from "node:os";
+import { type Libc, libc } from "./libc.ts";
 import type { ExitInfo, ProcessStarter, StartedProcess } from "./link.ts";
+import { WORKER_SOURCE } from "./spawner-worker.ts";
 
 /**
  * Starts children on a worker thread instead of the server's event loop.
  *
- * Bun.spawn holds the thread that calls it until the child has exec'd (it uses vfork), longer when both CPUs are
- * busy, and on the main thread no websocket of any room moves meanwhile. Websocketd's Go
- * runtime blocks only the goroutine that spawns. Done here, a room that opens costs the other rooms only the
- * message to the worker. The child's stdio are pipes the server made (pipes.ts), so the worker only needs their
- * numbers: reading and writing stay on the main thread.
+ * Starting a child holds the thread that does it until the child has exec'd (vfork), longer when both CPUs are
+ * busy, and on the main thread no websocket of any room moves meanwhile. Websocketd's Go runtime blocks only the
+ * goroutine that spawns. Done here, a room that opens costs the other rooms only the message to the worker. The
+ * child's stdio are pipes the server made (pipes.ts), so the worker only needs their numbers: reading and writing
+ * stay on the main thread.
+ *
+ * The thread is woken once per child, and that wake-up, not the start itself, is most of what it costs: so the
+ * request is one buffer the worker takes as it is (argv and the environment as C strings, transferred, not copied
+ * string by string), the worker answers once (the pid), and where libc is loaded the exits are learned here on
+ * the main thread on a timer rather than by a second message from the worker: one `waitid(WNOWAIT)` says whether
+ * any child exited, and `waitpid(pid, WNOHANG)` reaps ours by pid (never `waitpid(-1)`, which would take the exits
+ * of Bun's own children). Without Bun.spawn there is no pidfd either: a room holds one descriptor fewer.
  */
 
 export interface SpawnRequest {
@@ -17,27 +27,11 @@ export interface SpawnRequest {
   stdio: [number | "ignore", number, number];
 }
 
-/** The worker: one Bun.spawn per request, its pid back at once, its exit when it comes. Plain JS, no imports. */
-const WORKER_SOURCE = `
-self.onmessage = ({ data }) => {
-  let proc;
-  try {
-    proc = Bun.spawn(data.argv, { env: data.env, stdio: data.stdio, detached: true });
-  } catch (err) {
-    postMessage({ id: data.id, error: String((err && err.message) || err) });
-    return;
-  }
-  postMessage({ id: data.id, pid: proc.pid });
-  proc.exited.then(() => postMessage({
-    id: data.id,
-    code: proc.exitCode,
-    signal: proc.signalCode === null ? null : String(proc.signalCode),
-  }));
-};
-`;
+/** How often the main thread looks for exited children: the most an exit waits to be noticed. */
+const REAP_MS = 5;
 
 type Reply =
-  | { id: number; pid: number }
+  | { id: number; pid: number; reaped: boolean }
   | { id: number; error: string }
   | { id: number; code: number | null; signal: string | null };
 
@@ -54,17 +48,48 @@ export class SpawnerGone extends Error {
 /** What a child whose worker is gone is reported as: it can no longer be watched, so its room ends. */
 const LOST: ExitInfo = { code: null, signal: null };
 
+const encoder = new TextEncoder();
+const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
+
+/** argv then the environment as NUL-terminated strings in one buffer, the form posix_spawn takes them in. */
+function encodeRequest(
+  argv: readonly string[],
+  env: Record<string, string>,
+): { strings: Uint8Array; count: number } {
+  let text = "";
+  let count = argv.length;
+  for (const arg of argv) text += `${arg}\0`;
+  for (const key in env) {
+    text += `${key}=${env[key]}\0`;
+    count++;
+  }
+  return { strings: encoder.encode(text), count };
+}
+
+/** How a wait status (waitpid's) reads: the exit code, or the signal that ended the child. */
+export function exitOf(status: number): ExitInfo {
+  const signal = status & 0x7f;
+  if (signal === 0) return { code: (status >> 8) & 0xff, signal: null };
+  return { code: null, signal: signalNames.get(signal) ?? String(signal) };
+}
+
 /**
  * The server's one spawner thread. `spawn` resolves once the child runs (or rejects with why it could not start);
- * the child's `exited` settles when the worker saw it exit. Owned by the server: {@link close} after its last
- * child is gone.
+ * the child's `exited` settles once it was seen to exit. Owned by the server: {@link close} after its last child
+ * is gone.
  */
 export class Spawner implements ProcessStarter {
   private readonly worker: Worker;
   private readonly url: string;
   private nextId = 1;
   private readonly starting = new Map<number, Pending>();
+  /** Children whose exit the worker reports (started with Bun.spawn there), by request id. */
   private readonly running = new Map<number, (exit: ExitInfo) => void>();
+  /** Children whose exit this thread reaps, by pid. */
+  private readonly reaped = new Map<number, (exit: ExitInfo) => void>();
+  private reaper: Timer | null = null;
+  /** Whether this thread can reap children (libc is loaded): the worker then starts them with posix_spawn. */
+  private readonly canReap = libc() !== null;
   private failed: Error | null = null;
 
   constructor(private readonly onFailure: (err: Error) => void) {
@@ -87,9 +112,13 @@ export class Spawner implements ProcessStarter {
   spawn(request: SpawnRequest): Promise<StartedProcess> {
     if (this.failed) return Promise.reject(this.failed);
     const id = this.nextId++;
+    const { strings, count } = encodeRequest(request.argv, request.env);
     return new Promise((resolve, reject) => {
       this.starting.set(id, { resolve, reject });
-      this.worker.postMessage({ id, ...request });
+      this.worker.postMessage(
+        { id, strings, count, argc: request.argv.length, stdio: request.stdio, reaped: this.canReap },
+        [strings.buffer as ArrayBuffer],
+      );
     });
   }
 
@@ -104,7 +133,10 @@ export class Spawner implements ProcessStarter {
     if ("pid" in reply) {
       const pending = this.starting.get(reply.id);
       this.starting.delete(reply.id);
-      const exited = new Promise<ExitInfo>((resolve) => this.running.set(reply.id, resolve));
+      const exited = new Promise<ExitInfo>((resolve) => {
+        if (reply.reaped) this.watch(reply.pid, resolve);
+        else this.running.set(reply.id, resolve);
+      });
       pending?.resolve({ pid: reply.pid, exited });
     } else if ("error" in reply) {
       const pending = this.starting.get(reply.id);
@@ -117,10 +149,55 @@ export class Spawner implements ProcessStarter {
     }
   }
 
+  private watch(pid: number, done: (exit: ExitInfo) => void): void {
+    this.reaped.set(pid, done);
+    if (this.reaper === null) {
+      this.reaper = setInterval(() => this.reap(), REAP_MS);
+      // Like the thread: the children keep the process alive through their rooms, not this timer.
+      this.reaper.unref();
+    }
+  }
+
+  /**
+   * Reaps the children of ours that exited. One system call tells whether any child at all did; only when the one
+   * it names is not ours (Bun reaps its own, on this thread, soon) is each of ours asked, so a server with
+   * thousands of rooms does not make thousands of calls a tick.
+   */
+  private reap(): void {
+    const sys = libc();
+    for (;;) {
+      const pid = sys === null ? -1 : sys.exitedChild();
+      if (pid === 0) break;
+      const done = pid > 0 ? this.reaped.get(pid) : undefined;
+      if (done === undefined) {
+        this.reapEach();
+        break;
+      }
+      this.settle(pid, done, (sys as Libc).reap(pid));
+    }
+    if (this.reaped.size === 0 && this.reaper !== null) {
+      clearInterval(this.reaper);
+      this.reaper = null;
+    }
+  }
+
+  private reapEach(): void {
+    const sys = libc();
+    for (const [pid, done] of this.reaped) this.settle(pid, done, sys === null ? -1 : sys.reap(pid));
+  }
+
+  /** Reports a child's exit from waitpid's answer; null: it still runs. */
+  private settle(pid: number, done: (exit: ExitInfo) => void, status: number | null): void {
+    if (status === null) return;
+    this.reaped.delete(pid);
+    done(status < 0 ? LOST : exitOf(status));
+  }
+
   private fail(err: Error): void {
     if (this.failed) return;
     this.failed = err;
     for (const pending of this.starting.values()) pending.reject(err);
+    // Children reaped here are still watched; those the worker watched can no longer be.
     for (const done of this.running.values()) done(LOST);
     this.starting.clear();
     this.running.clear();

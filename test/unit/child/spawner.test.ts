@@ -2,10 +2,10 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { Child } from "../../../src/child/child.ts";
 import { closeChildEnds, closePipes, openStdio } from "../../../src/child/pipes.ts";
-import { Spawner, SpawnerGone } from "../../../src/child/spawner.ts";
+import { exitOf, Spawner, SpawnerGone } from "../../../src/child/spawner.ts";
 import { stdioTransport } from "../../../src/child/stdio.ts";
 import { outputSplitter } from "../../../src/framing/output.ts";
-import { FIXTURES, within } from "../../helpers.ts";
+import { FIXTURES, until, within } from "../../helpers.ts";
 
 const spawners: Spawner[] = [];
 afterEach(() => {
@@ -95,6 +95,28 @@ describe("Spawner", () => {
     await child.exited;
   });
 
+  test("a NUL byte in an argument or variable is refused, as Bun.spawn refuses it", async () => {
+    const s = spawner();
+    const start = s.spawn({ argv: ["/usr/bin/env"], env: { A: "x\0y" }, stdio: ["ignore", 1, 2] });
+    await expect(within(start, "the refusal")).rejects.toThrow(/NUL/);
+  });
+
+  test("where this thread cannot reap (no libc), the worker uses Bun.spawn and reports the exit", async () => {
+    const s = spawner();
+    // What a platform without libc gives; reached through the private field only here.
+    (s as unknown as { canReap: boolean }).canReap = false;
+    const p = pipes();
+    const child = await s.spawn({
+      argv: ["/bin/sh", "-c", "echo $A; exit 5"],
+      env: { A: "a=b" },
+      stdio: p.fds,
+    });
+    p.started();
+    p.stdinFd.close();
+    expect(await within(p.output(), "the output")).toBe("a=b\n");
+    expect(await within(child.exited, "the exit")).toEqual({ code: 5, signal: null });
+  });
+
   test("once closed it refuses with SpawnerGone, so children are started on the main thread", async () => {
     const s = spawner();
     s.close();
@@ -106,7 +128,7 @@ describe("Spawner", () => {
 });
 
 describe("a spawner thread that ends on its own", () => {
-  test("reports itself failed and its running children as lost", async () => {
+  test("reports itself failed; the children it started are still watched from this thread", async () => {
     const failures: string[] = [];
     const s = new Spawner((err) => void failures.push(err.message));
     spawners.push(s);
@@ -115,12 +137,38 @@ describe("a spawner thread that ends on its own", () => {
     p.started();
     // What an error inside the thread would do; reached through the private field only here.
     (s as unknown as { worker: Worker }).worker.terminate();
-    expect(await within(child.exited, "the lost exit")).toEqual({ code: null, signal: null });
+    await until(() => failures.length > 0, "the failure report");
     expect(failures).toEqual(["the spawner thread ended"]);
     expect(s.usable).toBe(false);
     process.kill(-child.pid, "SIGKILL");
+    expect(await within(child.exited, "the exit")).toEqual({ code: null, signal: "SIGKILL" });
     p.stdinFd.close();
     await p.output();
+  });
+});
+
+describe("reaping", () => {
+  test("a wait status reads as an exit code or a signal name", () => {
+    expect(exitOf(0)).toEqual({ code: 0, signal: null });
+    expect(exitOf(3 << 8)).toEqual({ code: 3, signal: null });
+    expect(exitOf(255 << 8)).toEqual({ code: 255, signal: null });
+    expect(exitOf(15)).toEqual({ code: null, signal: "SIGTERM" });
+    expect(exitOf(9 | 0x80)).toEqual({ code: null, signal: "SIGKILL" }); // core dumped
+  });
+
+  test("exits of ours and of Bun's own children at once: each gets its own", async () => {
+    const s = spawner();
+    const theirs = Array.from({ length: 5 }, (_, i) => Bun.spawn(["/bin/sh", "-c", `exit ${10 + i}`]));
+    const ours = await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        s.spawn({ argv: ["/bin/sh", "-c", `exit ${i}`], env: {}, stdio: ["ignore", 1, 2] }),
+      ),
+    );
+    const exits = await within(Promise.all(ours.map((c) => c.exited)), "our exits");
+    expect(exits.map((e) => e.code)).toEqual([0, 1, 2, 3, 4]);
+    expect(await within(Promise.all(theirs.map((c) => c.exited)), "Bun's exits")).toEqual([
+      10, 11, 12, 13, 14,
+    ]);
   });
 });
 
