@@ -35,7 +35,7 @@ import type { Target } from "./targets.ts";
 export const SOURCE_ADDRESSES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
 /** Descriptors a process needs besides its sockets and pipes (Bun's own, the log, the listener). */
 const FD_MARGIN = 200;
-/** What a room of scalesocket holds open: three pipe ends and the pidfd Bun.spawn watches the child with. */
+/** What a room of scalesocket holds open: three pipe ends, and a pidfd where Bun.spawn starts the child: the larger. */
 const FDS_PER_ROOM = 4;
 
 export const S = {
