@@ -81,7 +81,8 @@ export function targets(
     max: 1.25,
   });
   const churn = (sys: string) => r.get("Churn", "C=10", M.conns.name, sys);
-  ratio("churn C=10, connections/s vs websocketd", churn(primary), churn("websocketd"), { min: 1 });
+  // The scale issue raised churn's target from 1.0× to 1.1× websocketd.
+  ratio("churn C=10, connections/s vs websocketd", churn(primary), churn("websocketd"), { min: 1.1 });
   // What the bound leaves for scalesocket's features: the same start path with none of them, against websocketd.
   ratio("churn C=10, the floor (bare.ts) vs websocketd", churn("floor"), churn("websocketd"), null);
 
