@@ -136,7 +136,7 @@ export async function runCluster(
   );
   const procs: Subprocess[] = [redis];
   try {
-    await Bun.sleep(300);
+    await redisAnswers(redisPort, redis);
     const cluster = ["--cluster", `redis://127.0.0.1:${redisPort}`, "--clustersecret", SECRET];
     const single = await server(["cat"]);
     const a = await server([...cluster, "cat"]);
@@ -193,4 +193,25 @@ if (import.meta.main) {
   await runCluster(results, (line) => process.stderr.write(`${line}\n`), process.argv.includes("--quick"));
   process.stdout.write(results.markdown());
   process.exit(0);
+}
+
+/** Resolves once the redis-server on `port` answers PING; throws when it exits first or after 5 s. */
+async function redisAnswers(port: number, proc: Subprocess): Promise<void> {
+  const deadline = performance.now() + 5000;
+  while (performance.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error("bench: redis-server exited at start");
+    const client = new Bun.RedisClient(`redis://127.0.0.1:${port}`, {
+      autoReconnect: false,
+      connectionTimeout: 200,
+    });
+    try {
+      if ((await client.send("PING", [])) === "PONG") return;
+    } catch {
+      // not listening yet
+    } finally {
+      client.close();
+    }
+    await Bun.sleep(20);
+  }
+  throw new Error("bench: redis-server did not answer PING within 5 s");
 }
