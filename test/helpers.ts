@@ -1,6 +1,8 @@
+import { expect } from "bun:test";
 import { readFileSync } from "node:fs";
+import net from "node:net";
 import type { Subprocess } from "bun";
-import { resolveConfig } from "../src/cli/index.ts";
+import { resolveCli, resolveConfig, UsageError } from "../src/cli/index.ts";
 import type { Config } from "../src/config.ts";
 import { createLogger } from "../src/log.ts";
 import { type RunningServer, serve } from "../src/server.ts";
@@ -159,23 +161,78 @@ export class TestClient {
   }
 }
 
-/** The HTTP status a websocket upgrade of `url` gets, for upgrades the server refuses. */
-export async function upgradeStatus(url: string): Promise<number> {
-  const res = await within(
+/** The headers of a websocket upgrade, for tests that send one by hand. */
+export const UPGRADE_HEADERS: Readonly<Record<string, string>> = {
+  Connection: "Upgrade",
+  Upgrade: "websocket",
+  "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+  "Sec-WebSocket-Version": "13",
+};
+
+/**
+ * Sends a websocket upgrade of `url` (ws:, http: or https:) with `headers` added, bounded; redirects are not
+ * followed, since an answer before the upgrade (forward auth's) is what such tests look at.
+ */
+export function upgradeRequest(
+  url: string,
+  headers: Record<string, string> = {},
+  init: { tls?: { ca: string } } = {},
+): Promise<Response> {
+  return within(
     fetch(url.replace(/^ws/, "http"), {
-      headers: {
-        Connection: "Upgrade",
-        Upgrade: "websocket",
-        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-        "Sec-WebSocket-Version": "13",
-      },
+      ...init,
+      redirect: "manual",
+      headers: { ...UPGRADE_HEADERS, ...headers },
     }),
     `the answer to an upgrade of ${url}`,
   );
-  // An upgrade the server accepted never ends its body: the status is all a refusal test needs.
-  if (res.status === 101) return 101;
-  await within(res.arrayBuffer(), `the body of the answer to ${url}`);
-  return res.status;
+}
+
+/** The status and body of the answer to an upgrade; an accepted one (101) never ends its body, so it has none. */
+export async function upgradeAnswer(
+  url: string,
+  headers: Record<string, string> = {},
+  init: { tls?: { ca: string } } = {},
+): Promise<{ status: number; body: string }> {
+  const res = await upgradeRequest(url, headers, init);
+  if (res.status === 101) return { status: 101, body: "" };
+  return { status: res.status, body: (await within(res.text(), `the body of the answer to ${url}`)).trim() };
+}
+
+/** The HTTP status a websocket upgrade of `url` gets, for upgrades the server refuses. */
+export async function upgradeStatus(url: string): Promise<number> {
+  return (await upgradeAnswer(url)).status;
+}
+
+/** A client that completes the websocket handshake over a raw socket and then stops reading. */
+export async function stalledClient(port: number, room: string): Promise<net.Socket> {
+  const sock = net.connect(port, "127.0.0.1");
+  await within(new Promise((resolve) => sock.once("connect", resolve)), "raw connect");
+  const headers = Object.entries(UPGRADE_HEADERS)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join("");
+  sock.write(`GET /${room} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}\r\n`);
+  const head = await within(new Promise<Buffer>((resolve) => sock.once("data", resolve)), "handshake answer");
+  expect(head.toString("latin1")).toStartWith("HTTP/1.1 101");
+  sock.pause();
+  return sock;
+}
+
+/**
+ * The message of the UsageError that `argv` (with the environment `env`, none by default) must raise: one line.
+ * Fails the test if it raises nothing or anything else.
+ */
+export function usageError(argv: string[], env: Record<string, string> = {}): string {
+  let caught: unknown;
+  try {
+    resolveCli(argv, env);
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(UsageError);
+  const message = (caught as UsageError).message;
+  expect(message).not.toContain("\n");
+  return message;
 }
 
 /**

@@ -5,7 +5,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Server } from "bun";
 import { type JWTPayload, SignJWT } from "jose";
-import { start, stopAll, TestClient, type TestServer, within } from "../helpers.ts";
+import {
+  start,
+  stopAll,
+  TestClient,
+  type TestServer,
+  upgradeAnswer,
+  upgradeRequest,
+  within,
+} from "../helpers.ts";
 
 afterEach(stopAll);
 
@@ -26,28 +34,6 @@ function sign(
     .sign(key);
 }
 
-/** The answer to a websocket upgrade with extra headers: its status and body (refusals only). */
-async function answer(
-  url: string,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; body: string }> {
-  const res = await within(
-    fetch(url.replace(/^ws/, "http"), {
-      redirect: "manual",
-      headers: {
-        Connection: "Upgrade",
-        Upgrade: "websocket",
-        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-        "Sec-WebSocket-Version": "13",
-        ...headers,
-      },
-    }),
-    `the answer to an upgrade of ${url}`,
-  );
-  if (res.status === 101) return { status: 101, body: "" };
-  return { status: res.status, body: (await within(res.text(), "the body")).trim() };
-}
-
 /** What printenv, as the room's child, printed for a client admitted with `init`. */
 async function childEnv(url: string, init?: Bun.WebSocketOptions): Promise<Record<string, string>> {
   const client = await TestClient.open(url, init);
@@ -65,17 +51,19 @@ describe("--origin", () => {
   test("a foreign Origin is refused with 403 before the upgrade; none, listed and same pass", async () => {
     const t = start(["--origin", "https://good.example,https://*.apps.example,same", "cat"]);
     const port = t.server.port;
-    expect(await answer(t.url("r"), { Origin: "http://evil.example" })).toEqual({
+    expect(await upgradeAnswer(t.url("r"), { Origin: "http://evil.example" })).toEqual({
       status: 403,
       body: "origin not allowed",
     });
-    expect((await answer(t.url("r"), { Origin: "null" })).status).toBe(403);
-    expect((await answer(t.url("r"), { Origin: "https://good.example.evil.example" })).status).toBe(403);
-    expect((await answer(t.url("r"), { Origin: `http://localhost:${port}` })).status).toBe(403);
-    expect((await answer(t.url("r"))).status).toBe(101);
-    expect((await answer(t.url("r"), { Origin: "https://good.example" })).status).toBe(101);
-    expect((await answer(t.url("r"), { Origin: "https://a.apps.example" })).status).toBe(101);
-    expect((await answer(t.url("r"), { Origin: `http://127.0.0.1:${port}` })).status).toBe(101);
+    expect((await upgradeAnswer(t.url("r"), { Origin: "null" })).status).toBe(403);
+    expect((await upgradeAnswer(t.url("r"), { Origin: "https://good.example.evil.example" })).status).toBe(
+      403,
+    );
+    expect((await upgradeAnswer(t.url("r"), { Origin: `http://localhost:${port}` })).status).toBe(403);
+    expect((await upgradeAnswer(t.url("r"))).status).toBe(101);
+    expect((await upgradeAnswer(t.url("r"), { Origin: "https://good.example" })).status).toBe(101);
+    expect((await upgradeAnswer(t.url("r"), { Origin: "https://a.apps.example" })).status).toBe(101);
+    expect((await upgradeAnswer(t.url("r"), { Origin: `http://127.0.0.1:${port}` })).status).toBe(101);
   });
 
   test("a browser-like client from a foreign origin never opens, nor spawns a child", async () => {
@@ -124,11 +112,11 @@ describe("--jwtsecret", () => {
   test("the room claim: a name, a glob or a list", async () => {
     serve(["cat"]);
     const ok = async (room: string, claim: string | string[]) =>
-      (await answer(`${t.url(room)}?token=${await sign({ room: claim })}`)).status;
+      (await upgradeAnswer(`${t.url(room)}?token=${await sign({ room: claim })}`)).status;
     expect(await ok("game-1", "game-1")).toBe(101);
     expect(await ok("game-2", "game-*")).toBe(101);
     expect(await ok("b", ["a", "b"])).toBe(101);
-    expect(await answer(`${t.url("lobby")}?token=${await sign({ room: "game-*" })}`)).toEqual({
+    expect(await upgradeAnswer(`${t.url("lobby")}?token=${await sign({ room: "game-*" })}`)).toEqual({
       status: 401,
       body: "room not allowed by the token",
     });
@@ -153,7 +141,7 @@ describe("--jwtsecret", () => {
     ];
     for (const [token, reason] of cases) {
       const query = token === "" ? "" : `?token=${token}`;
-      expect({ token, ...(await answer(`${t.url("r")}${query}`)) }).toEqual({
+      expect({ token, ...(await upgradeAnswer(`${t.url("r")}${query}`)) }).toEqual({
         token,
         status: 401,
         body: reason,
@@ -187,17 +175,19 @@ describe("--jwtkey", () => {
     const file = join(DIR, "ec.pem");
     writeFileSync(file, pem);
     const t = start(["--jwtkey", file, "cat"]);
-    expect((await answer(`${t.url("r")}?token=${await sign({}, ec.privateKey, "ES256")}`)).status).toBe(101);
+    expect(
+      (await upgradeAnswer(`${t.url("r")}?token=${await sign({}, ec.privateKey, "ES256")}`)).status,
+    ).toBe(101);
     // The classic confusion: the public key (which anyone has) used as an HMAC secret.
     const forged = await sign({}, new TextEncoder().encode(pem), "HS256");
-    expect(await answer(`${t.url("r")}?token=${forged}`)).toEqual({
+    expect(await upgradeAnswer(`${t.url("r")}?token=${forged}`)).toEqual({
       status: 401,
       body: "token algorithm not allowed",
     });
     const stranger = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    expect((await answer(`${t.url("r")}?token=${await sign({}, stranger.privateKey, "ES256")}`)).body).toBe(
-      "bad signature",
-    );
+    expect(
+      (await upgradeAnswer(`${t.url("r")}?token=${await sign({}, stranger.privateKey, "ES256")}`)).body,
+    ).toBe("bad signature");
   });
 
   test("a JWKS: the key named by kid", async () => {
@@ -217,10 +207,10 @@ describe("--jwtkey", () => {
     );
     expect(env.REMOTE_USER).toBe("rs");
     expect(
-      (await answer(`${t.url("r")}?token=${await sign({}, ed.privateKey, "EdDSA", "ed-1")}`)).status,
+      (await upgradeAnswer(`${t.url("r")}?token=${await sign({}, ed.privateKey, "EdDSA", "ed-1")}`)).status,
     ).toBe(101);
     expect(
-      (await answer(`${t.url("r")}?token=${await sign({}, rsa.privateKey, "RS256", "nope")}`)).body,
+      (await upgradeAnswer(`${t.url("r")}?token=${await sign({}, rsa.privateKey, "RS256", "nope")}`)).body,
     ).toBe("no key matches the token");
   });
 });
@@ -271,28 +261,26 @@ describe("--authurl", () => {
 
   test("any other answer goes back to the client before the upgrade", async () => {
     const t = start(["--authurl", `http://127.0.0.1:${auth.port}/check`, "cat"]);
-    const res = await fetch(t.http("/r"), {
-      redirect: "manual",
-      headers: {
-        Connection: "Upgrade",
-        Upgrade: "websocket",
-        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-        "Sec-WebSocket-Version": "13",
-      },
-    });
+    const res = await upgradeRequest(t.http("/r"));
     expect(res.status).toBe(302);
     expect(res.headers.get("location")).toBe("https://login.example/");
-    expect(await answer(t.url("r"), { Cookie: "session=banned" })).toEqual({ status: 403, body: "banned" });
+    expect(await upgradeAnswer(t.url("r"), { Cookie: "session=banned" })).toEqual({
+      status: 403,
+      body: "banned",
+    });
     expect(t.server.rooms.size).toBe(0);
   });
 
   test("no answer in time, or no service, is 503", async () => {
     const slow = start(["--authurl", `http://127.0.0.1:${auth.port}/slow`, "cat"], { authTimeoutMs: 200 });
-    expect(await answer(slow.url("r"))).toEqual({ status: 503, body: "auth service did not answer in time" });
+    expect(await upgradeAnswer(slow.url("r"))).toEqual({
+      status: 503,
+      body: "auth service did not answer in time",
+    });
     const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     const deadPort = probe.port;
     probe.stop(true);
     const gone = start(["--authurl", `http://127.0.0.1:${deadPort}/`, "cat"]);
-    expect(await answer(gone.url("r"))).toEqual({ status: 503, body: "auth service unreachable" });
+    expect(await upgradeAnswer(gone.url("r"))).toEqual({ status: 503, body: "auth service unreachable" });
   });
 });

@@ -26,6 +26,7 @@ import {
   spawnServer,
   TestClient,
   untilAsync,
+  upgradeAnswer,
   upgradeStatus,
   within,
 } from "../helpers.ts";
@@ -280,18 +281,7 @@ describe.skipIf(!HAVE)("cluster", () => {
     const a = await startNode(redis);
     const client = { ip: "6.6.6.6", port: 1, query: "", headers: [], user: "admin", protocol: "" };
     const status = (value: string) =>
-      within(
-        fetch(a.http("/room"), {
-          headers: {
-            Connection: "Upgrade",
-            Upgrade: "websocket",
-            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-            "Sec-WebSocket-Version": "13",
-            "X-Scalesocket-Forward": value,
-          },
-        }).then((r) => r.status),
-        "the upgrade's answer",
-      );
+      upgradeAnswer(a.http("/room"), { "X-Scalesocket-Forward": value }).then((r) => r.status);
     expect(await status(signClient("another-secret-0123456789abcdefghij", { ...client, room: "room" }))).toBe(
       403,
     );

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { freePorts, start, stopAll, TestClient, untilAsync, within } from "../helpers.ts";
+import { freePorts, start, stopAll, TestClient, untilAsync, upgradeAnswer, within } from "../helpers.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const DIR = mkdtempSync(join(tmpdir(), "scalesocket-deploy-"));
@@ -76,21 +76,12 @@ async function throughProxy(proxyPort: number, origin: string) {
 
 /** The status of an upgrade through the proxy from a foreign origin. */
 async function foreignStatus(proxyPort: number): Promise<number> {
-  const res = await within(
-    fetch(`https://[::1]:${proxyPort}/lobby`, {
-      tls: { ca: CA },
-      headers: {
-        Connection: "Upgrade",
-        Upgrade: "websocket",
-        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-        "Sec-WebSocket-Version": "13",
-        Origin: "https://evil.example",
-      },
-    }),
-    "the refused upgrade",
+  const answer = await upgradeAnswer(
+    `https://[::1]:${proxyPort}/lobby`,
+    { Origin: "https://evil.example" },
+    { tls: { ca: CA } },
   );
-  await res.arrayBuffer();
-  return res.status;
+  return answer.status;
 }
 
 /** The server as the examples run it (printenv as the child, to see what reached it). */

@@ -1,9 +1,10 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import net from "node:net";
+import type net from "node:net";
 import {
   FIXTURES,
   metrics,
   sample,
+  stalledClient,
   start,
   stopAll,
   TestClient,
@@ -39,20 +40,6 @@ class SequenceClient {
       this.closed = { code: e.code, reason: e.reason };
     });
   }
-}
-
-/** A client that completes the websocket handshake over a raw socket and then stops reading. */
-async function stalledClient(port: number, room: string): Promise<net.Socket> {
-  const sock = net.connect(port, "127.0.0.1");
-  await within(new Promise((resolve) => sock.once("connect", resolve)), "raw connect");
-  sock.write(
-    `GET /${room} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-  );
-  const head = await within(new Promise<Buffer>((resolve) => sock.once("data", resolve)), "handshake answer");
-  expect(head.toString("latin1")).toStartWith("HTTP/1.1 101");
-  sock.pause();
-  return sock;
 }
 
 /** Lets a stalled client read again and returns everything it gets until the server closes it. */

@@ -3,7 +3,16 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { metrics, sample, start, stopAll, TestClient, upgradeStatus, within } from "../helpers.ts";
+import {
+  metrics,
+  sample,
+  start,
+  stopAll,
+  TestClient,
+  upgradeAnswer,
+  upgradeStatus,
+  within,
+} from "../helpers.ts";
 
 afterEach(stopAll);
 
@@ -44,18 +53,7 @@ describe("room names", () => {
     "%s is refused with 400 and the reason, before any child runs",
     async (_n, segment, reason) => {
       const t = start(["--metrics", "cat"]);
-      const res = await within(
-        fetch(t.http(`/${segment}`), {
-          headers: {
-            Connection: "Upgrade",
-            Upgrade: "websocket",
-            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-            "Sec-WebSocket-Version": "13",
-          },
-        }),
-        "the refusal",
-      );
-      expect({ status: res.status, body: (await res.text()).trim() }).toEqual({ status: 400, body: reason });
+      expect(await upgradeAnswer(t.http(`/${segment}`))).toEqual({ status: 400, body: reason });
       const text = await metrics(t);
       expect(sample(text, 'scalesocket_refusals_total{reason="bad_room_name"}')).toBe(1);
       expect(sample(text, "scalesocket_children_spawned_total")).toBe(0);

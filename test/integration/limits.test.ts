@@ -1,37 +1,23 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
-import net from "node:net";
+import type net from "node:net";
 import {
   FIXTURES,
   metrics,
   sample,
+  stalledClient,
   start,
   stopAll,
   TestClient,
   type TestServer,
   untilAsync,
+  upgradeAnswer,
   upgradeStatus,
   WAIT_MS,
   within,
 } from "../helpers.ts";
 
 afterEach(stopAll);
-
-/** The body of the answer to a refused upgrade. */
-async function refusal(url: string): Promise<{ status: number; body: string }> {
-  const res = await within(
-    fetch(url.replace(/^ws/, "http"), {
-      headers: {
-        Connection: "Upgrade",
-        Upgrade: "websocket",
-        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-        "Sec-WebSocket-Version": "13",
-      },
-    }),
-    `the answer to ${url}`,
-  );
-  return { status: res.status, body: (await res.text()).trim() };
-}
 
 async function refusals(t: TestServer, reason: string): Promise<number | undefined> {
   return sample(await metrics(t), `scalesocket_refusals_total{reason="${reason}"}`);
@@ -115,7 +101,7 @@ describe("--maxclients and --maxperip", () => {
     const t = start(["--metrics", "--maxclients", "2", "cat"]);
     const a = await TestClient.open(t.url("a"));
     await TestClient.open(t.url("b"));
-    expect(await refusal(t.url("a"))).toEqual({
+    expect(await upgradeAnswer(t.url("a"))).toEqual({
       status: 503,
       body: "too many clients: at most 2 (--maxclients)",
     });
@@ -129,7 +115,7 @@ describe("--maxclients and --maxperip", () => {
   test("--maxperip: past it 429 for that address", async () => {
     const t = start(["--metrics", "--maxperip", "1", "cat"]);
     const a = await TestClient.open(t.url("a"));
-    expect(await refusal(t.url("b"))).toEqual({
+    expect(await upgradeAnswer(t.url("b"))).toEqual({
       status: 429,
       body: "too many connections from one address: at most 1 (--maxperip)",
     });
@@ -169,20 +155,6 @@ describe("--maxmessage and --ratelimit", () => {
     expect(sample(text, 'scalesocket_clients_closed_total{reason="rate_limit"}')).toBe(1);
   });
 });
-
-/** A client that completes the websocket handshake over a raw socket and then stops reading. */
-async function stalledClient(port: number, room: string): Promise<net.Socket> {
-  const sock = net.connect(port, "127.0.0.1");
-  await within(new Promise((resolve) => sock.once("connect", resolve)), "raw connect");
-  sock.write(
-    `GET /${room} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-  );
-  const head = await within(new Promise<Buffer>((resolve) => sock.once("data", resolve)), "handshake answer");
-  expect(head.toString("latin1")).toStartWith("HTTP/1.1 101");
-  sock.pause();
-  return sock;
-}
 
 /** Lets a stalled client read again; the close frame's code and reason at the end of what it gets. */
 async function closeFrameOf(sock: net.Socket): Promise<{ code: number; reason: string }> {

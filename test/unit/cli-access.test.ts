@@ -4,7 +4,8 @@ import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { resolveCli, resolveConfig, UsageError } from "../../src/cli/index.ts";
+import { resolveCli, resolveConfig } from "../../src/cli/index.ts";
+import { usageError } from "../helpers.ts";
 
 const DIR = mkdtempSync(join(tmpdir(), "scalesocket-cli-access-"));
 afterAll(() => rmSync(DIR, { recursive: true, force: true }));
@@ -16,18 +17,6 @@ const file = (name: string, text: string) => {
 
 const SECRET = "0123456789abcdef0123456789abcdef";
 const NO_ENV = {};
-
-/** The message of the UsageError `argv` (with `env`) raises. */
-function usageError(argv: string[], env: Record<string, string> = NO_ENV): string {
-  let caught: unknown;
-  try {
-    resolveCli(argv, env);
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(UsageError);
-  return (caught as UsageError).message;
-}
 
 const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
 const EC_PEM = file("ec.pem", ec.publicKey.export({ type: "spki", format: "pem" }) as string);

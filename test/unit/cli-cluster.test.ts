@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { resolveCli, resolveConfig, UsageError } from "../../src/cli/index.ts";
+import { resolveConfig } from "../../src/cli/index.ts";
+import { usageError } from "../helpers.ts";
 
 const SECRET = "0123456789abcdef0123456789abcdef";
 const BASE = [
@@ -10,17 +11,6 @@ const BASE = [
   "--clustersecret",
   SECRET,
 ];
-
-function usageError(argv: string[], env: Record<string, string> = {}): string {
-  let caught: unknown;
-  try {
-    resolveCli(argv, env);
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(UsageError);
-  return (caught as UsageError).message;
-}
 
 describe("cluster flags", () => {
   test("without --cluster nothing is clustered", () => {

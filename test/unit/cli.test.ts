@@ -3,23 +3,10 @@ import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
-import { helpText, prescan, resolveCli, resolveConfig, USAGE, UsageError } from "../../src/cli/index.ts";
+import { helpText, prescan, resolveCli, resolveConfig, USAGE } from "../../src/cli/index.ts";
 import { closest, editDistance, flagHint } from "../../src/cli/suggest.ts";
 import type { Config } from "../../src/config.ts";
-
-/** The message of the UsageError that `argv` must raise; fails the test if it raises nothing or anything else. */
-function usageError(argv: string[]): string {
-  let caught: unknown;
-  try {
-    resolveCli(argv);
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(UsageError);
-  const message = (caught as UsageError).message;
-  expect(message).not.toContain("\n");
-  return message;
-}
+import { usageError } from "../helpers.ts";
 
 const DIR = realpathSync(mkdtempSync(join(tmpdir(), "scalesocket-cli-")));
 const FILE = join(DIR, "file.txt");
