@@ -90,3 +90,17 @@ export function threadTimes(pid: number): Map<string, number> {
   }
   return out;
 }
+
+/**
+ * Milliseconds a thread has spent on a CPU and waiting in a run queue for one (`/proc/<pid>/task/<tid>/schedstat`,
+ * in ns); null when the thread is gone or the kernel keeps no schedstats.
+ */
+export function schedTimes(pid: number, tid: number = pid): { run: number; wait: number } | null {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ").map(Number);
+    if (run === undefined || wait === undefined || Number.isNaN(run + wait)) return null;
+    return { run: run / 1e6, wait: wait / 1e6 };
+  } catch {
+    return null;
+  }
+}

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { type LoadGenerator, startLoadGenerator } from "./driver.ts";
 import { percentile } from "./load/clients.ts";
 import type { Plan } from "./plan.ts";
-import { childrenOf, cpuTimes, rssKiB } from "./proc.ts";
+import { childrenOf, cpuTimes, rssKiB, schedTimes } from "./proc.ts";
 import {
   type Command,
   type EndpointsResult,
@@ -51,6 +51,8 @@ export const S = {
   restP99: { name: "probe p99 at rest µs", format: sig },
   stormP99: { name: "probe p99 during the storm µs", format: sig },
   stormRatio: { name: "probe p99 storm ÷ rest", format: (v: number) => v.toFixed(2) },
+  loopRun: { name: "server's main thread during the storm: on a CPU %", format: sig },
+  loopWait: { name: "server's main thread during the storm: runnable, waiting for a CPU %", format: sig },
   p50: { name: "round trip p50 µs", format: sig },
   p99: { name: "round trip p99 µs", format: sig },
   max: { name: "round trip max µs", format: sig },
@@ -287,7 +289,8 @@ export async function runStorm(ctx: Context): Promise<void> {
     [ctx.primary, WEBSOCKETD, CEILING],
     "echo",
     "websocketd: a process per connection, so its rooms/s are connections/s on the same pattern. " +
-      "The probe runs in a load generator of its own.",
+      "The probe runs in a load generator of its own. The main thread's shares (of the storm's wall time, from " +
+      "/proc/<pid>/task/<pid>/schedstat) are left out for websocketd, whose work is spread over Go's threads.",
   );
   await withGenerators(2, async ([gen, probeGen]) => {
     if (gen === undefined || probeGen === undefined) return;
@@ -309,10 +312,19 @@ export async function runStorm(ctx: Context): Promise<void> {
       try {
         // The probe's room opens and settles, then is timed at rest for stormRestMs.
         await Bun.sleep(300 + stormRestMs);
+        const before = schedTimes(server.pid);
+        const t0 = performance.now();
         storm = await gen.run<StormResult>(
           { kind: "storm", base: server.base, prefix: fresh("storm"), rooms, conns },
           120_000,
         );
+        const after = schedTimes(server.pid);
+        // Where a slow round trip of the probe waited: the event loop at work, or not given a CPU at all.
+        if (before !== null && after !== null && server.system.id !== WEBSOCKETD.id) {
+          const wall = performance.now() - t0;
+          add(S.loopRun, (100 * (after.run - before.run)) / wall);
+          add(S.loopWait, (100 * (after.wait - before.wait)) / wall);
+        }
       } finally {
         probeGen.signal({ kind: "probe-stop" });
       }
