@@ -79,10 +79,16 @@ export function escapeControls(s: string): string {
 
 /** Log bytes held while stderr does not drain (its reader is stuck); past this, lines are counted and dropped. */
 const MAX_HELD_LOG_BYTES = 1024 * 1024;
+/**
+ * How long a log line may wait for the lines after it: one write per burst rather than one per event-loop turn.
+ * A room that opens and closes logs four lines in as many turns; under churn the writes were most of what those
+ * lines cost (docs/performance.md).
+ */
+export const LOG_FLUSH_MS = 10;
 
 /**
- * A line sink over a FileSink, through the same bounded writer a child's input uses: one write per event-loop
- * turn, at most `maxHeld` bytes held. While the sink cannot flush (stderr is a pipe nobody reads), further lines
+ * A line sink over a FileSink, through the same bounded writer a child's input uses: one write per
+ * {@link LOG_FLUSH_MS}, at most `maxHeld` bytes held. While the sink cannot flush (stderr is a pipe nobody reads), further lines
  * are dropped and counted, and the count is written once it drained. Logging must never be how a child spamming
  * stderr grows the server's memory.
  */
@@ -91,12 +97,13 @@ export function boundedLineWriter(
   maxHeld = MAX_HELD_LOG_BYTES,
 ): { write: (line: string) => void; flush: () => void } {
   let dropped = 0;
-  const writer = new BoundedWriter(maxHeld, undefined, () => {
+  const onIdle = (): void => {
     if (dropped === 0) return;
     const note = `${new Date().toISOString()} WARN  ${dropped} log line(s) dropped: stderr was not being read\n`;
     dropped = 0;
     writer.write(note);
-  });
+  };
+  const writer = new BoundedWriter(maxHeld, undefined, onIdle, LOG_FLUSH_MS);
   writer.attach(fileSink(sink));
   return {
     write: (line) => {
@@ -113,7 +120,7 @@ export function boundedLineWriter(
  */
 function stderrLine(): (line: string) => void {
   const lines = boundedLineWriter(Bun.stderr.writer());
-  // Lines are queued until the end of the event-loop turn; a process that exits first must not lose them.
+  // Lines are queued for up to LOG_FLUSH_MS; a process that exits first must not lose them.
   process.on("exit", lines.flush);
   return lines.write;
 }

@@ -60,15 +60,20 @@ export class BoundedWriter {
   private waiting = false;
   private ending = false;
   private closed = false;
+  /** The flush a writer with `flushAfterMs` has queued, if any. */
+  private timer: Timer | null = null;
 
   /**
    * `onWritten` hears how many bytes the sink took (for the metrics); `onIdle`, when a sink that had to be waited
-   * for drained and nothing is left to write.
+   * for drained and nothing is left to write. `flushAfterMs` above 0 hands what was queued to the sink that many
+   * milliseconds after the first write rather than at the end of the turn (the log: one write per burst of lines,
+   * not per turn); its owner flushes it before the process exits.
    */
   constructor(
     readonly maxBytes: number,
     private readonly onWritten: (bytes: number) => void = () => {},
     private readonly onIdle: () => void = () => {},
+    private readonly flushAfterMs = 0,
   ) {}
 
   /** Bytes accepted and not yet written out (held here or in the sink). */
@@ -92,14 +97,26 @@ export class BoundedWriter {
     this.parts.push(data);
     if (typeof data !== "string") this.hasBytes = true;
     this.queued += size;
-    if (this.parts.length === 1 && this.sink !== null && !this.waiting) {
-      dirty.add(this);
-      if (!flushQueued) {
-        flushQueued = true;
-        setImmediate(flushDirty);
-      }
-    }
+    if (this.parts.length === 1 && this.sink !== null && !this.waiting) this.queueFlush();
     return true;
+  }
+
+  private queueFlush(): void {
+    if (this.flushAfterMs > 0) {
+      if (this.timer !== null) return;
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.flush();
+      }, this.flushAfterMs);
+      // Never what keeps the process alive: its owner flushes on the way out.
+      this.timer.unref();
+      return;
+    }
+    dirty.add(this);
+    if (!flushQueued) {
+      flushQueued = true;
+      setImmediate(flushDirty);
+    }
   }
 
   /** Starts writing into `sink`: what was held goes first, in order. */
@@ -126,10 +143,14 @@ export class BoundedWriter {
     this.parts = [];
     this.queued = 0;
     dirty.delete(this);
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
   }
 
   /** Hands everything queued to the sink as one chunk; called once per turn, on drain, and at the end. */
   flush(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
     const sink = this.sink;
     if (sink === null || this.waiting || this.closed) return;
     if (this.parts.length > 0) {

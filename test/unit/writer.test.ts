@@ -151,6 +151,39 @@ describe("BoundedWriter: flow", () => {
     sink.drain();
     expect(idle).toBe(1);
   });
+
+  test("with flushAfterMs, writes of several turns go out in one write, after the delay", async () => {
+    const writer = new BoundedWriter(100, undefined, undefined, 20);
+    const sink = scriptedSink();
+    writer.attach(sink);
+    writer.write("a");
+    await nextTurn();
+    writer.write("b");
+    await nextTurn();
+    expect(sink.taken.length).toBe(0);
+    await within(
+      new Promise<void>((resolve) => {
+        const look = (): void => void (sink.taken.length > 0 ? resolve() : setTimeout(look, 1));
+        look();
+      }),
+      "the delayed flush",
+    );
+    expect(sink.taken.length).toBe(1);
+    expect(text(sink)).toBe("ab");
+  });
+
+  test("with flushAfterMs, flush() and end() write at once, and close() leaves no timer behind", async () => {
+    const writer = new BoundedWriter(100, undefined, undefined, 60_000);
+    const sink = scriptedSink();
+    writer.attach(sink);
+    writer.write("a");
+    writer.flush();
+    expect(text(sink)).toBe("a");
+    writer.write("b");
+    writer.end();
+    expect(text(sink)).toBe("ab");
+    expect(sink.ended()).toBe(true);
+  });
 });
 
 describe("PipeSink on a real pipe", () => {
