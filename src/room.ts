@@ -194,7 +194,8 @@ export class Room implements ChildEvents, RoomOutput {
 
   logLine(line: string, stderr: boolean): void {
     this.log.log(line);
-    if (!stderr || this.stderrMessage === null || this.closed) return;
+    // Not `closed`: during a shutdown the clients stay to hear the child's last words, stderr's included.
+    if (!stderr || this.stderrMessage === null || this.members.size === 0) return;
     if (this.ctx.server.publish(this.topic, this.stderrMessage(line)) <= 0) this.pressure = true;
   }
 

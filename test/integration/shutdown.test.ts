@@ -69,6 +69,17 @@ describe("shutdown", () => {
     await within(stopped, "the shutdown");
   });
 
+  test("--passstderr: what the child says on stderr on its way out reaches its clients too, before 1001", async () => {
+    const t = start(["--passstderr", `${FIXTURES}goodbye-stderr.sh`]);
+    const a = await TestClient.open(t.url("r"));
+    expect(await a.next()).toBe("ready");
+    const stopped = t.server.stop();
+    expect(await a.waitClosed()).toEqual({ code: 1001, reason: "server shutting down" });
+    // stdout and stderr are two pipes: their lines may arrive in either order.
+    expect(a.received.map(String).sort()).toEqual(["goodbye on stderr", "last line", "ready"]);
+    await within(stopped, "the shutdown");
+  });
+
   test("SIGTERM: a child that ignores the end of its input says goodbye from its TERM handler, and its clients hear it", async () => {
     const { proc, port } = await runServer([`${FIXTURES}goodbye-term.sh`]);
     const a = await TestClient.open(`ws://127.0.0.1:${port}/r`);
