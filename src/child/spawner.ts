@@ -15,7 +15,7 @@ import { WORKER_SOURCE } from "./spawner-worker.ts";
  * The thread is woken once per child, and that wake-up, not the start itself, is most of what it costs: so the
  * request is one buffer the worker takes as it is (argv and the environment as C strings, transferred, not copied
  * string by string), the worker answers once (the pid), and where libc is loaded the exits are learned here on
- * the main thread on a timer rather than by a second message from the worker: one `waitid(WNOWAIT)` says whether
+ * the main thread, on SIGCHLD, rather than by a second message from the worker: one `waitid(WNOWAIT)` says whether
  * any child exited, and `waitpid(pid, WNOHANG)` reaps ours by pid (never `waitpid(-1)`, which would take the exits
  * of Bun's own children). Without Bun.spawn there is no pidfd either: a room holds one descriptor fewer.
  */
@@ -27,8 +27,13 @@ export interface SpawnRequest {
   stdio: [number | "ignore", number, number];
 }
 
-/** How often the main thread looks for exited children: the most an exit waits to be noticed. */
-const REAP_MS = 5;
+/**
+ * How often the main thread looks for exited children without being told: a child's exit is noticed on its SIGCHLD,
+ * and this slow look is only the net under a signal that never came. A look walks every child of the process in
+ * the kernel: every 5 ms, as it once was, an idle server with 1,000 `cat` rooms used 90 ms of CPU per 5 s, against
+ * 20 ms with this.
+ */
+const REAP_SAFETY_MS = 200;
 
 type Reply =
   | { id: number; pid: number; reaped: boolean }
@@ -92,7 +97,11 @@ export class Spawner implements ProcessStarter {
   private readonly canReap = libc() !== null;
   private failed: Error | null = null;
 
-  constructor(private readonly onFailure: (err: Error) => void) {
+  /** `safetyMs`: how often to look for exits no SIGCHLD announced (see REAP_SAFETY_MS). */
+  constructor(
+    private readonly onFailure: (err: Error) => void,
+    private readonly safetyMs = REAP_SAFETY_MS,
+  ) {
     // The worker loads its code after the constructor returns: the URL stays valid until close().
     this.url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
     this.worker = new Worker(this.url);
@@ -102,6 +111,8 @@ export class Spawner implements ProcessStarter {
     this.worker.onerror = (e) => this.fail(new SpawnerGone(e.message || "spawner thread error"));
     // Ended by anything but close(): the children it started can no longer be watched.
     this.worker.addEventListener("close", () => this.fail(new SpawnerGone("the spawner thread ended")));
+    // Listening from the start: a child that exits before its pid is known is found by watch() itself.
+    if (this.canReap) process.on("SIGCHLD", this.onChildSignal);
   }
 
   /** False once the worker failed (or was closed): children are then started on the main thread. */
@@ -127,7 +138,13 @@ export class Spawner implements ProcessStarter {
     this.failed ??= new SpawnerGone("the spawner is closed");
     this.worker.terminate();
     URL.revokeObjectURL(this.url);
+    process.off("SIGCHLD", this.onChildSignal);
   }
+
+  /** Some child exited (ours, or one of Bun's own); signals that arrive together are delivered once. */
+  private readonly onChildSignal = (): void => {
+    if (this.reaped.size > 0) this.reap();
+  };
 
   private receive(reply: Reply): void {
     if ("pid" in reply) {
@@ -151,8 +168,10 @@ export class Spawner implements ProcessStarter {
 
   private watch(pid: number, done: (exit: ExitInfo) => void): void {
     this.reaped.set(pid, done);
-    if (this.reaper === null) {
-      this.reaper = setInterval(() => this.reap(), REAP_MS);
+    // Its SIGCHLD may have come and gone before its pid was known here: one look at this child alone.
+    this.settle(pid, done, (libc() as Libc).reap(pid));
+    if (this.reaper === null && this.reaped.size > 0) {
+      this.reaper = setInterval(() => this.reap(), this.safetyMs);
       // Like the thread: the children keep the process alive through their rooms, not this timer.
       this.reaper.unref();
     }
@@ -161,7 +180,7 @@ export class Spawner implements ProcessStarter {
   /**
    * Reaps the children of ours that exited. One system call tells whether any child at all did; only when the one
    * it names is not ours (Bun reaps its own, on this thread, soon) is each of ours asked, so a server with
-   * thousands of rooms does not make thousands of calls a tick.
+   * thousands of rooms does not make thousands of calls a look.
    */
   private reap(): void {
     const sys = libc();

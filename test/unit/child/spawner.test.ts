@@ -12,10 +12,11 @@ afterEach(() => {
   for (const s of spawners.splice(0)) s.close();
 });
 
-function spawner(): Spawner {
+/** `safetyMs`: the spawner's look for exits no SIGCHLD announced; an hour leaves SIGCHLD the only way. */
+function spawner(safetyMs?: number): Spawner {
   const s = new Spawner((err) => {
     throw err;
-  });
+  }, safetyMs);
   spawners.push(s);
   return s;
 }
@@ -154,6 +155,27 @@ describe("reaping", () => {
     expect(exitOf(255 << 8)).toEqual({ code: 255, signal: null });
     expect(exitOf(15)).toEqual({ code: null, signal: "SIGTERM" });
     expect(exitOf(9 | 0x80)).toEqual({ code: null, signal: "SIGKILL" }); // core dumped
+  });
+
+  test("exits are noticed on SIGCHLD, of many children at once", async () => {
+    const s = spawner(3_600_000);
+    const children = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        s.spawn({ argv: ["/bin/sh", "-c", `exit ${i % 7}`], env: {}, stdio: ["ignore", 1, 2] }),
+      ),
+    );
+    const exits = await within(Promise.all(children.map((c) => c.exited)), "40 exits");
+    expect(exits.map((e) => e.code)).toEqual(Array.from({ length: 40 }, (_, i) => i % 7));
+  });
+
+  test("a child that exits before its pid comes back from the worker is still noticed at once", async () => {
+    const s = spawner(3_600_000);
+    // One at a time, so that no other child's SIGCHLD comes later to find it: `true` often ends before the
+    // worker's answer is read here, its SIGCHLD handled while its pid is not yet watched.
+    for (let i = 0; i < 30; i++) {
+      const child = await s.spawn({ argv: ["/bin/true"], env: {}, stdio: ["ignore", 1, 2] });
+      expect(await within(child.exited, `exit ${i + 1} of 30`)).toEqual({ code: 0, signal: null });
+    }
   });
 
   test("exits of ours and of Bun's own children at once: each gets its own", async () => {
