@@ -3,6 +3,7 @@ import type { ByteSink } from "../writer.ts";
 import { type Link, SpawnError, type StartedProcess, type Transport } from "./link.ts";
 import { PushedSource } from "./pushed.ts";
 import { findCommand, notFound, spawnFailure } from "./spawn.ts";
+import { startedByBun } from "./spawner.ts";
 
 /**
  * `--pty`: the child runs on a pseudo-terminal, so its C stdio (and Python, Ruby, Perl on top of it) sees a
@@ -78,6 +79,7 @@ export function ptyTransport(size: PtySize): Transport {
         const signal = subprocess.signalCode;
         return { code: subprocess.exitCode, signal: signal === null ? null : String(signal) };
       });
+      startedByBun(subprocess.pid, exited);
       // The inline terminal made the child a session leader, so its pid is its process group's too.
       const proc: StartedProcess = { pid: subprocess.pid, exited };
       return {

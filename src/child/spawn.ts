@@ -5,7 +5,7 @@ import { type ByteSink, fileSink } from "../writer.ts";
 import type { Command, Source, StartedProcess } from "./link.ts";
 import { SpawnError } from "./link.ts";
 import { type ChildPipes, closeChildEnds, closePipes, type OwnedFd, openStdio, PipeSink } from "./pipes.ts";
-import { SpawnerGone } from "./spawner.ts";
+import { SpawnerGone, startedByBun } from "./spawner.ts";
 
 /** A process started with its stdio: what the stdio and TCP transports build on. */
 export interface Spawned {
@@ -106,6 +106,7 @@ function spawnHere(
     const signal = subprocess.signalCode;
     return { code: subprocess.exitCode, signal: signal === null ? null : String(signal) };
   });
+  startedByBun(subprocess.pid, exited);
   return { pid: subprocess.pid, exited, subprocess };
 }
 

@@ -45,6 +45,19 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+/**
+ * Children Bun itself started and reaps (a `--pty` child, one started on the main thread or by the worker with
+ * Bun.spawn): never reaped here, not even as PID 1, or Bun would never learn how they ended.
+ */
+const bunChildren = new Set<number>();
+
+/** Registers a child Bun started, until Bun has seen it exit. */
+export function startedByBun(pid: number, exited: Promise<unknown>): void {
+  bunChildren.add(pid);
+  const forget = (): void => void bunChildren.delete(pid);
+  exited.then(forget, forget);
+}
+
 /** The spawner thread is gone: a child it was asked to start is started on the main thread instead. */
 export class SpawnerGone extends Error {
   override name = "SpawnerGone";
@@ -96,12 +109,22 @@ export class Spawner implements ProcessStarter {
   /** Whether this thread can reap children (libc is loaded): the worker then starts them with posix_spawn. */
   private readonly canReap = libc() !== null;
   private failed: Error | null = null;
+  /** Whether exited processes that are not ours nor Bun's are reaped too (see {@link reap}). */
+  private readonly orphans: boolean;
+  /** Orphaned processes reaped so far. */
+  orphansReaped = 0;
 
-  /** `safetyMs`: how often to look for exits no SIGCHLD announced (see REAP_SAFETY_MS). */
+  /**
+   * `safetyMs`: how often to look for exits no SIGCHLD announced (see REAP_SAFETY_MS). `reapOrphans`: whether this
+   * process is where orphans go (PID 1 of a container run without an init, or a subreaper), so that it reaps
+   * them.
+   */
   constructor(
     private readonly onFailure: (err: Error) => void,
     private readonly safetyMs = REAP_SAFETY_MS,
+    reapOrphans = process.pid === 1,
   ) {
+    this.orphans = reapOrphans && this.canReap;
     // The worker loads its code after the constructor returns: the URL stays valid until close().
     this.url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
     this.worker = new Worker(this.url);
@@ -113,6 +136,9 @@ export class Spawner implements ProcessStarter {
     this.worker.addEventListener("close", () => this.fail(new SpawnerGone("the spawner thread ended")));
     // Listening from the start: a child that exits before its pid is known is found by watch() itself.
     if (this.canReap) process.on("SIGCHLD", this.onChildSignal);
+    // Orphans may come at any time, rooms or not; the slow look also covers the time a zombie of Bun's own
+    // hides the others from waitid (below).
+    if (this.orphans) this.startLooking();
   }
 
   /** False once the worker failed (or was closed): children are then started on the main thread. */
@@ -139,12 +165,21 @@ export class Spawner implements ProcessStarter {
     this.worker.terminate();
     URL.revokeObjectURL(this.url);
     process.off("SIGCHLD", this.onChildSignal);
+    if (this.reaper !== null) clearInterval(this.reaper);
+    this.reaper = null;
   }
 
-  /** Some child exited (ours, or one of Bun's own); signals that arrive together are delivered once. */
+  /** Some child exited (ours, Bun's own, or an orphan); signals that arrive together are delivered once. */
   private readonly onChildSignal = (): void => {
-    if (this.reaped.size > 0) this.reap();
+    if (this.reaped.size > 0 || this.orphans) this.reap();
   };
+
+  private startLooking(): void {
+    if (this.reaper !== null) return;
+    this.reaper = setInterval(() => this.reap(), this.safetyMs);
+    // Like the thread: the children keep the process alive through their rooms, not this timer.
+    this.reaper.unref();
+  }
 
   private receive(reply: Reply): void {
     if ("pid" in reply) {
@@ -154,6 +189,7 @@ export class Spawner implements ProcessStarter {
         if (reply.reaped) this.watch(reply.pid, resolve);
         else this.running.set(reply.id, resolve);
       });
+      if (!reply.reaped) startedByBun(reply.pid, exited);
       pending?.resolve({ pid: reply.pid, exited });
     } else if ("error" in reply) {
       const pending = this.starting.get(reply.id);
@@ -170,17 +206,18 @@ export class Spawner implements ProcessStarter {
     this.reaped.set(pid, done);
     // Its SIGCHLD may have come and gone before its pid was known here: one look at this child alone.
     this.settle(pid, done, (libc() as Libc).reap(pid));
-    if (this.reaper === null && this.reaped.size > 0) {
-      this.reaper = setInterval(() => this.reap(), this.safetyMs);
-      // Like the thread: the children keep the process alive through their rooms, not this timer.
-      this.reaper.unref();
-    }
+    if (this.reaped.size > 0) this.startLooking();
   }
 
   /**
    * Reaps the children of ours that exited. One system call tells whether any child at all did; only when the one
    * it names is not ours (Bun reaps its own, on this thread, soon) is each of ours asked, so a server with
    * thousands of rooms does not make thousands of calls a look.
+   *
+   * Where orphans come to this process (PID 1 without an init: a room's child that leaves a process behind, which
+   * then exits), an exited process that is neither ours nor Bun's is an orphan: reaped too, or it would stay a
+   * zombie as long as the server runs, and keep its room's process group, so the room's stop, alive. While a
+   * zombie of Bun's own is the one waitid names, the others wait for Bun to reap it and the next look.
    */
   private reap(): void {
     const sys = libc();
@@ -188,13 +225,18 @@ export class Spawner implements ProcessStarter {
       const pid = sys === null ? -1 : sys.exitedChild();
       if (pid === 0) break;
       const done = pid > 0 ? this.reaped.get(pid) : undefined;
-      if (done === undefined) {
-        this.reapEach();
-        break;
+      if (done !== undefined) {
+        this.settle(pid, done, (sys as Libc).reap(pid));
+        continue;
       }
-      this.settle(pid, done, (sys as Libc).reap(pid));
+      if (pid > 0 && this.orphans && !bunChildren.has(pid) && ((sys as Libc).reap(pid) ?? -1) >= 0) {
+        this.orphansReaped++;
+        continue;
+      }
+      if (this.reaped.size > 0) this.reapEach();
+      break;
     }
-    if (this.reaped.size === 0 && this.reaper !== null) {
+    if (this.reaped.size === 0 && this.reaper !== null && !this.orphans) {
       clearInterval(this.reaper);
       this.reaper = null;
     }

@@ -178,6 +178,21 @@ describe("reaping", () => {
     }
   });
 
+  test("where orphans come to this process (PID 1, a subreaper), they are reaped when they exit", async () => {
+    const run = async (mode: "reap" | "keep") => {
+      const proc = Bun.spawn([process.execPath, `${FIXTURES}subreaper.ts`, mode], { stdout: "pipe" });
+      const out = await within(new Response(proc.stdout).text(), `the subreaper fixture (${mode})`, 15_000);
+      expect(await proc.exited).toBe(0);
+      return JSON.parse(out) as { orphan: number; state: string; reaped: number };
+    };
+    // The control first: without the option the orphan is seen as a zombie.
+    expect(await run("keep")).toMatchObject({ state: "Z", reaped: 0 });
+    // The shell may leave more than one process behind (a subshell as well as `sleep`): all of them are orphans.
+    const reaped = await run("reap");
+    expect(reaped.state).toBe("gone");
+    expect(reaped.reaped).toBeGreaterThanOrEqual(1);
+  });
+
   test("exits of ours and of Bun's own children at once: each gets its own", async () => {
     const s = spawner();
     const theirs = Array.from({ length: 5 }, (_, i) => Bun.spawn(["/bin/sh", "-c", `exit ${10 + i}`]));
