@@ -88,9 +88,9 @@ export const LOG_FLUSH_MS = 10;
 
 /**
  * A line sink over a FileSink, through the same bounded writer a child's input uses: one write per
- * {@link LOG_FLUSH_MS}, at most `maxHeld` bytes held. While the sink cannot flush (stderr is a pipe nobody reads), further lines
- * are dropped and counted, and the count is written once it drained. Logging must never be how a child spamming
- * stderr grows the server's memory.
+ * {@link LOG_FLUSH_MS}, at most `maxHeld` bytes held. While the sink cannot flush (stderr is a pipe nobody reads),
+ * further lines are dropped and counted, and the count is written once it drained. Logging must never be how a
+ * child spamming stderr grows the server's memory.
  */
 export function boundedLineWriter(
   sink: Pick<import("bun").FileSink, "write" | "flush" | "end">,

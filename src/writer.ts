@@ -147,7 +147,10 @@ export class BoundedWriter {
     this.timer = null;
   }
 
-  /** Hands everything queued to the sink as one chunk; called once per turn, on drain, and at the end. */
+  /**
+   * Hands everything queued to the sink as one chunk; called once per turn (or `flushAfterMs` after a write), on
+   * drain, and at the end.
+   */
   flush(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
