@@ -17,6 +17,17 @@ export interface ExitInfo {
 export interface StartedProcess {
   pid: number;
   exited: Promise<ExitInfo>;
+  /**
+   * Our ends of the pipes the starter made for the child's stdio (asked with {@link StdioPipes}): the stdin one
+   * non-blocking (null when the child got none), the stdout and stderr ones to read. Ours to close.
+   */
+  pipes?: { stdin: number | null; stdout: number; stderr: number };
+}
+
+/** The child's stdio as pipes the starter makes right before it starts the child, and whether stdin is one. */
+export interface StdioPipes {
+  pipes: true;
+  stdin: boolean;
 }
 
 /** The command could not be started; `message` is fit for a close reason. */
@@ -52,7 +63,8 @@ export interface ProcessStarter {
   spawn(request: {
     argv: string[];
     env: Record<string, string>;
-    stdio: [number | "ignore", number, number];
+    /** Descriptors the child gets as its stdin, stdout and stderr, or pipes made for it (then in `pipes`). */
+    stdio: [number | "ignore", number, number] | StdioPipes;
   }): Promise<StartedProcess>;
 }
 

@@ -2,9 +2,17 @@ import { accessSync, closeSync, constants, openSync, readSync, statSync } from "
 import { join, resolve } from "node:path";
 import type { FileSink, Subprocess } from "bun";
 import { type ByteSink, fileSink } from "../writer.ts";
-import type { Command, Source, StartedProcess } from "./link.ts";
+import type { Command, ProcessStarter, Source, StartedProcess } from "./link.ts";
 import { SpawnError } from "./link.ts";
-import { type ChildPipes, closeChildEnds, closePipes, type OwnedFd, openStdio, PipeSink } from "./pipes.ts";
+import {
+  type ChildPipes,
+  closeChildEnds,
+  closePipes,
+  OwnedFd,
+  openStdio,
+  PipeSink,
+  pipesAvailable,
+} from "./pipes.ts";
 import { SpawnerGone, startedByBun } from "./spawner.ts";
 
 /** A process started with its stdio: what the stdio and TCP transports build on. */
@@ -112,15 +120,17 @@ function spawnHere(
 
 /**
  * Starts a child in its own process group with its stdout and stderr on pipes, and its stdin on one too when
- * `withStdin` (else it reads nothing): plain OS pipes where libc can be loaded and `osPipes` allows, started on the
- * spawner thread when there is one; Bun's own pipes on this thread otherwise. Throws SpawnError when it cannot
- * even be tried (command not on PATH, no pipe to be had) or when starting it on this thread fails; a start that
- * fails on the spawner thread rejects `process` instead.
+ * `withStdin` (else it reads nothing): plain OS pipes where libc can be loaded and `osPipes` allows, made and the
+ * child started on the spawner thread when there is one; Bun's own pipes on this thread otherwise. Throws
+ * SpawnError when it cannot even be tried (command not on PATH, no pipe to be had) or when starting it on this
+ * thread fails; a start that fails on the spawner thread rejects `process` instead.
  */
 export function spawnWithPipes(command: Command, withStdin: boolean, osPipes: boolean): Spawned {
   const path = findCommand(command.cmd, command.searchPath);
   if (!path) throw new SpawnError(notFound(command.cmd));
   const argv = [path, ...command.args];
+  if (osPipes && pipesAvailable() && command.spawner?.usable)
+    return spawnOnThread(command, argv, withStdin, command.spawner);
   let stdio: ChildPipes | null;
   try {
     stdio = osPipes ? openStdio(withStdin) : null;
@@ -136,42 +146,94 @@ export function spawnWithPipes(command: Command, withStdin: boolean, osPipes: bo
       stdin: withStdin ? () => fileSink(proc.subprocess.stdin as FileSink) : null,
     };
   }
-  const pipes = stdio;
-  const fds: [number | "ignore", number, number] = [
-    pipes.stdin?.read.fd ?? "ignore",
-    pipes.stdout.write.fd,
-    pipes.stderr.write.fd,
-  ];
-  const here = () => spawnHere(command, argv, fds);
-  let spawning: Promise<StartedProcess>;
-  if (command.spawner?.usable) {
-    spawning = command.spawner
-      .spawn({ argv, env: command.env, stdio: fds })
-      .catch((err) => (err instanceof SpawnerGone ? here() : Promise.reject(err)));
-  } else {
-    // On this thread a failure is thrown at once, like a command that is not found.
-    try {
-      spawning = Promise.resolve(here());
-    } catch (err) {
-      closePipes(pipes.stdin, pipes.stdout, pipes.stderr);
-      throw err;
-    }
+  const ends = ourEnds(stdio);
+  return pipedSpawn(Promise.resolve(startOnPipes(command, argv, stdio)), () => ends, withStdin);
+}
+
+/** Our ends of a child's pipes: its stdin's (null when it has none), its stdout's and stderr's. */
+interface Ends {
+  stdin: OwnedFd | null;
+  stdout: OwnedFd;
+  stderr: OwnedFd;
+}
+
+function ourEnds(pipes: ChildPipes): Ends {
+  return { stdin: pipes.stdin?.write ?? null, stdout: pipes.stdout.read, stderr: pipes.stderr.read };
+}
+
+/** Starts the child on this thread on `pipes`, made here; throws SpawnError, every pipe closed. */
+function startOnPipes(command: Command, argv: string[], pipes: ChildPipes): StartedProcess {
+  let proc: StartedProcess;
+  try {
+    proc = spawnHere(command, argv, [
+      pipes.stdin?.read.fd ?? "ignore",
+      pipes.stdout.write.fd,
+      pipes.stderr.write.fd,
+    ]);
+  } catch (err) {
+    closePipes(pipes.stdin, pipes.stdout, pipes.stderr);
+    throw err;
   }
-  const stdinEnd = pipes.stdin?.write ?? null;
+  // The child has its ends: ours must not keep them open, or its stdin never sees EOF.
+  closeChildEnds(pipes);
+  return proc;
+}
+
+/**
+ * A child the spawner thread starts on pipes it makes right before: a room still waiting in the thread's queue
+ * holds no descriptor (thousands of rooms opening at once would otherwise hold six each while they wait, and
+ * pass the open-files limit). Should the thread be gone meanwhile, the child starts here on pipes made here.
+ */
+function spawnOnThread(
+  command: Command,
+  argv: string[],
+  withStdin: boolean,
+  spawner: ProcessStarter,
+): Spawned {
+  let ends: Ends | null = null;
+  const here = (): StartedProcess => {
+    let pipes: ChildPipes;
+    try {
+      pipes = openStdio(withStdin) as ChildPipes;
+    } catch (err) {
+      throw new SpawnError(`cannot start ${command.cmd}: ${(err as Error).message}`);
+    }
+    const proc = startOnPipes(command, argv, pipes);
+    ends = ourEnds(pipes);
+    return proc;
+  };
+  const process = spawner.spawn({ argv, env: command.env, stdio: { pipes: true, stdin: withStdin } }).then(
+    (proc) => {
+      const fds = proc.pipes;
+      if (fds === undefined) throw new SpawnError(`cannot start ${command.cmd}: the spawner made no pipes`);
+      ends = {
+        stdin: fds.stdin === null ? null : new OwnedFd(fds.stdin),
+        stdout: new OwnedFd(fds.stdout),
+        stderr: new OwnedFd(fds.stderr),
+      };
+      return proc;
+    },
+    (err: Error) => {
+      if (err instanceof SpawnerGone) return here();
+      throw err instanceof SpawnError ? err : new SpawnError(spawnFailure(command.cmd, err.message));
+    },
+  );
+  return pipedSpawn(process, () => ends, withStdin);
+}
+
+/** A child on OS pipes whose ends `ends` gives once it runs (the only time they are used: see Source). */
+function pipedSpawn(process: Promise<StartedProcess>, ends: () => Ends | null, withStdin: boolean): Spawned {
+  const end = (pick: (e: Ends) => OwnedFd | null): OwnedFd => {
+    const got = ends();
+    const fd = got === null ? null : pick(got);
+    if (fd === null) throw new Error("a child's pipe was used before the child ran");
+    return fd;
+  };
   return {
-    process: spawning.then(
-      (proc) => {
-        closeChildEnds(pipes);
-        return proc;
-      },
-      (err: Error) => {
-        closePipes(pipes.stdin, pipes.stdout, pipes.stderr);
-        throw err instanceof SpawnError ? err : new SpawnError(spawnFailure(command.cmd, err.message));
-      },
-    ),
-    stdout: pipeSource(pipes.stdout.read),
-    stderr: pipeSource(pipes.stderr.read),
-    stdin: stdinEnd === null ? null : () => new PipeSink(stdinEnd),
+    process,
+    stdout: { read: async (onChunk) => pipeSource(end((e) => e.stdout)).read(onChunk) },
+    stderr: { read: async (onChunk) => pipeSource(end((e) => e.stderr)).read(onChunk) },
+    stdin: withStdin ? () => new PipeSink(end((e) => e.stdin)) : null,
   };
 }
 

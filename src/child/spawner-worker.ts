@@ -6,9 +6,10 @@
 /**
  * The worker, plain JS. Where libc loads and the request says its exits will be reaped by the main thread, the
  * child starts through libc's `posix_spawn` (glibc's and musl's use vfork, as Bun.spawn does, without the
- * Subprocess object, the pidfd and the epoll registration Bun adds to each child): stdio dup2'd by file actions,
- * a new session (so a process group of its own, as Bun.spawn's `detached`), every signal at its default and none
- * blocked. Otherwise Bun.spawn, whose exit the worker reports.
+ * Subprocess object, the pidfd and the epoll registration Bun adds to each child): stdio dup2'd by file actions
+ * (from the pipes it makes for the child when the request asks for pipes), a new session (so a process group of
+ * its own, as Bun.spawn's `detached`), every signal at its default and none blocked. Otherwise Bun.spawn, whose
+ * exit the worker reports.
  */
 export const WORKER_SOURCE = `
 const native = loadNative();
@@ -31,6 +32,10 @@ function loadNative() {
         posix_spawnattr_setflags: { args: [ptr, i16], returns: i32 },
         posix_spawnattr_setsigdefault: { args: [ptr, ptr], returns: i32 },
         posix_spawnattr_setsigmask: { args: [ptr, ptr], returns: i32 },
+        pipe2: { args: [ptr, i32], returns: i32 },
+        // Variadic in C; called with one int argument, as the Linux ABIs allow.
+        fcntl: { args: [i32, i32, i32], returns: i32 },
+        close: { args: [i32], returns: i32 },
       }).symbols;
     } catch { continue; }
     const p = ffi.ptr;
@@ -61,7 +66,49 @@ function offsets(strings) {
   return out;
 }
 
-function spawnNative(data) {
+const O_CLOEXEC = 0o2000000;
+const O_NONBLOCK = 0o4000;
+const F_GETFL = 3;
+const F_SETFL = 4;
+
+/**
+ * The child's stdio pipes, made here right before it starts, so that a room still waiting in this thread's queue
+ * holds no descriptor: the child's ends (what it gets) and ours (the stdin one non-blocking; -1 for no stdin).
+ * Close-on-exec, so no other child inherits them. Nothing stays open when one cannot be made.
+ */
+function makePipes(withStdin) {
+  const { sym, p } = native;
+  const made = [];
+  const pipe = () => {
+    const fds = new Int32Array(2);
+    if (sym.pipe2(p(fds), O_CLOEXEC) !== 0) throw new Error("cannot create a pipe (out of file descriptors?)");
+    made.push(fds[0], fds[1]);
+    return fds;
+  };
+  try {
+    const out = pipe();
+    const err = pipe();
+    const inp = withStdin ? pipe() : null;
+    if (inp !== null) {
+      const flags = sym.fcntl(inp[1], F_GETFL, 0);
+      if (flags === -1 || sym.fcntl(inp[1], F_SETFL, flags | O_NONBLOCK) === -1)
+        throw new Error("cannot make the stdin pipe non-blocking");
+    }
+    return {
+      child: [inp === null ? "ignore" : inp[0], out[1], err[1]],
+      ours: [inp === null ? -1 : inp[1], out[0], err[0]],
+    };
+  } catch (e) {
+    for (const fd of made) sym.close(fd);
+    throw e;
+  }
+}
+
+function closeAll(fds) {
+  for (const fd of fds) if (typeof fd === "number" && fd >= 0) native.sym.close(fd);
+}
+
+function spawnNative(data, stdio) {
   const { sym, p, attr, actions } = native;
   const starts = offsets(data.strings);
   // One string more than sent: an argument or a variable held a NUL, which no C string can (Bun.spawn refuses too).
@@ -75,7 +122,7 @@ function spawnNative(data) {
   let err;
   try {
     for (let i = 0; i < 3; i++) {
-      const fd = data.stdio[i];
+      const fd = stdio[i];
       if (typeof fd === "number") sym.posix_spawn_file_actions_adddup2(fa, fd, i);
     }
     err = sym.posix_spawn(p(native.pid), base, fa, p(attr), p(words), p(words, (data.argc + 1) * 8));
@@ -99,15 +146,27 @@ function decode(data) {
 }
 
 self.onmessage = ({ data }) => {
+  const piped = !Array.isArray(data.stdio);
   if (native !== null && data.reaped) {
     let pid;
+    let pipes = null;
     try {
-      pid = spawnNative(data);
+      pipes = piped ? makePipes(data.stdio.stdin) : null;
+      pid = spawnNative(data, pipes === null ? data.stdio : pipes.child);
     } catch (err) {
+      if (pipes !== null) closeAll(pipes.ours);
       postMessage({ id: data.id, error: String((err && err.message) || err) });
       return;
+    } finally {
+      // The child has its ends (or never will): ours must not keep them open, or its stdin never sees EOF.
+      if (pipes !== null) closeAll(pipes.child);
     }
-    postMessage({ id: data.id, pid, reaped: true });
+    postMessage({ id: data.id, pid, reaped: true, fds: pipes === null ? null : pipes.ours });
+    return;
+  }
+  if (piped) {
+    // Pipes need libc here: the main thread starts this child itself.
+    postMessage({ id: data.id, error: "the spawner thread cannot make pipes", gone: true });
     return;
   }
   let proc;

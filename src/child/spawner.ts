@@ -1,6 +1,7 @@
+import { closeSync } from "node:fs";
 import { constants } from "node:os";
 import { type Libc, libc } from "./libc.ts";
-import type { ExitInfo, ProcessStarter, StartedProcess } from "./link.ts";
+import type { ExitInfo, ProcessStarter, StartedProcess, StdioPipes } from "./link.ts";
 import { WORKER_SOURCE } from "./spawner-worker.ts";
 
 /**
@@ -9,8 +10,8 @@ import { WORKER_SOURCE } from "./spawner-worker.ts";
  * Starting a child holds the thread that does it until the child has exec'd (vfork), longer when both CPUs are
  * busy, and on the main thread no websocket of any room moves meanwhile. Websocketd's Go runtime blocks only the
  * goroutine that spawns. Done here, a room that opens costs the other rooms only the message to the worker. The
- * child's stdio are pipes the server made (pipes.ts), so the worker only needs their numbers: reading and writing
- * stay on the main thread.
+ * child's stdio are OS pipes, which the worker makes right before the start when asked to (so a room waiting in
+ * its queue holds no descriptor), or whose numbers it is given; reading and writing stay on the main thread.
  *
  * The thread is woken once per child, and that wake-up, not the start itself, is most of what it costs: so the
  * request is one buffer the worker takes as it is (argv and the environment as C strings, transferred, not copied
@@ -23,8 +24,11 @@ import { WORKER_SOURCE } from "./spawner-worker.ts";
 export interface SpawnRequest {
   argv: string[];
   env: Record<string, string>;
-  /** The child's stdin, stdout and stderr: descriptors it gets (its ends of our pipes), or "ignore". */
-  stdio: [number | "ignore", number, number];
+  /**
+   * The child's stdin, stdout and stderr: descriptors it gets (its ends of our pipes), or "ignore"; or pipes the
+   * thread makes right before the start, so that a request waiting in its queue holds no descriptor.
+   */
+  stdio: [number | "ignore", number, number] | StdioPipes;
 }
 
 /**
@@ -36,8 +40,8 @@ export interface SpawnRequest {
 const REAP_SAFETY_MS = 200;
 
 type Reply =
-  | { id: number; pid: number; reaped: boolean }
-  | { id: number; error: string }
+  | { id: number; pid: number; reaped: boolean; fds?: [number, number, number] | null }
+  | { id: number; error: string; gone?: true }
   | { id: number; code: number | null; signal: string | null };
 
 interface Pending {
@@ -67,6 +71,14 @@ export class SpawnerGone extends Error {
 const LOST: ExitInfo = { code: null, signal: null };
 
 const encoder = new TextEncoder();
+
+function closeFd(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already gone
+  }
+}
 const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
 
 /** argv then the environment as NUL-terminated strings in one buffer, the form posix_spawn takes them in. */
@@ -190,11 +202,20 @@ export class Spawner implements ProcessStarter {
         else this.running.set(reply.id, resolve);
       });
       if (!reply.reaped) startedByBun(reply.pid, exited);
-      pending?.resolve({ pid: reply.pid, exited });
+      const fds = reply.fds ?? null;
+      const pipes =
+        fds === null ? undefined : { stdin: fds[0] < 0 ? null : fds[0], stdout: fds[1], stderr: fds[2] };
+      if (pending !== undefined) pending.resolve({ pid: reply.pid, exited, pipes });
+      // Nobody waits for it any more (the thread was given up meanwhile): its pipes are closed here.
+      else for (const fd of fds ?? []) if (fd >= 0) closeFd(fd);
     } else if ("error" in reply) {
       const pending = this.starting.get(reply.id);
       this.starting.delete(reply.id);
-      pending?.reject(new Error(reply.error));
+      if (reply.gone) {
+        const gone = new SpawnerGone(reply.error);
+        pending?.reject(gone);
+        this.fail(gone);
+      } else pending?.reject(new Error(reply.error));
     } else {
       const done = this.running.get(reply.id);
       this.running.delete(reply.id);

@@ -3,8 +3,10 @@ import { readdirSync, readFileSync } from "node:fs";
 import type net from "node:net";
 import {
   FIXTURES,
+  killSpawned,
   metrics,
   sample,
+  spawnServer,
   stalledClient,
   start,
   stopAll,
@@ -17,7 +19,10 @@ import {
   within,
 } from "../helpers.ts";
 
-afterEach(stopAll);
+afterEach(async () => {
+  await killSpawned();
+  await stopAll();
+});
 
 async function refusals(t: TestServer, reason: string): Promise<number | undefined> {
   return sample(await metrics(t), `scalesocket_refusals_total{reason="${reason}"}`);
@@ -239,5 +244,43 @@ describe("crash back-off", () => {
     await untilAsync(async () => (await crash("r")) === 1011, "the back-off to end", 2000);
     expect(t.logs.join("")).toContain("the room is refused for 0.6 s");
     expect(await crash("r")).toBe(1013);
+  });
+});
+
+describe("open files", () => {
+  test("45 rooms opened at once under a 256-descriptor limit all start: a room waiting for its child holds none", async () => {
+    // 11 descriptors of the server's own, then 4 per room that runs (the client's socket, three pipe ends): 191 at
+    // the end. Pipes made when a room opens, six a room while it waits for the spawner thread, passed 256 here.
+    const main = new URL("../../src/main.ts", import.meta.url).pathname;
+    const { port } = await spawnServer([
+      "/bin/sh",
+      "-c",
+      'ulimit -n 256 && exec "$@"',
+      "sh",
+      process.execPath,
+      main,
+      "--addr",
+      "127.0.0.1:0",
+      "cat",
+    ]);
+    const answers = await within(
+      Promise.all(
+        Array.from(
+          { length: 45 },
+          (_, i) =>
+            new Promise<string>((resolve) => {
+              const ws = new WebSocket(`ws://127.0.0.1:${port}/burst-${i}`);
+              ws.onopen = () => ws.send(`hello ${i}`);
+              ws.onmessage = (e) => {
+                resolve(String(e.data));
+                ws.close();
+              };
+              ws.onclose = (e) => resolve(`closed ${e.code} ${e.reason}`);
+            }),
+        ),
+      ),
+      "45 first round trips",
+    );
+    expect(answers).toEqual(Array.from({ length: 45 }, (_, i) => `hello ${i}`));
   });
 });

@@ -1,10 +1,13 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { Child } from "../../../src/child/child.ts";
+import type { ProcessStarter } from "../../../src/child/link.ts";
 import { closeChildEnds, closePipes, openStdio } from "../../../src/child/pipes.ts";
+import { spawnWithPipes } from "../../../src/child/spawn.ts";
 import { exitOf, Spawner, SpawnerGone } from "../../../src/child/spawner.ts";
 import { stdioTransport } from "../../../src/child/stdio.ts";
 import { outputSplitter } from "../../../src/framing/output.ts";
+import type { ByteSink } from "../../../src/writer.ts";
 import { FIXTURES, until, within } from "../../helpers.ts";
 
 const spawners: Spawner[] = [];
@@ -246,6 +249,74 @@ describe("Child with a spawner", () => {
     expect(exit).toEqual({ code: 0, signal: null });
     expect(lines).toEqual(["one", "two"]);
     expect(events).toEqual(["started true"]);
+  });
+
+  test("a child waiting for the spawner thread holds no descriptor: the thread is asked to make its pipes", () => {
+    // A starter that never answers: what the rooms waiting for it hold is all that is counted.
+    const asked: unknown[] = [];
+    const waiting: ProcessStarter = {
+      usable: true,
+      spawn: (request) => {
+        asked.push(request.stdio);
+        return new Promise(() => {});
+      },
+    };
+    // Descriptors that are pipes, by number and pipe: another thread may close one meanwhile, none opens one.
+    const pipes = () =>
+      new Set(
+        readdirSync("/proc/self/fd").flatMap((fd) => {
+          try {
+            const link = readlinkSync(`/proc/self/fd/${fd}`);
+            return link.startsWith("pipe:") ? [`${fd} ${link}`] : [];
+          } catch {
+            return [];
+          }
+        }),
+      );
+    const before = pipes();
+    for (let i = 0; i < 50; i++)
+      spawnWithPipes(
+        { cmd: "cat", args: [], env: {}, searchPath: process.env.PATH, spawner: waiting },
+        true,
+        true,
+      );
+    expect([...pipes()].filter((p) => !before.has(p))).toEqual([]);
+    expect(asked).toHaveLength(50);
+    expect(asked[0]).toEqual({ pipes: true, stdin: true });
+  });
+
+  test("the thread's pipes: ours are one end each, the child's ends closed here, and they carry its stdio", async () => {
+    const spawned = spawnWithPipes(
+      { cmd: "cat", args: [], env: {}, searchPath: process.env.PATH, spawner: spawner() },
+      true,
+      true,
+    );
+    const proc = await within(spawned.process, "the start");
+    const { stdin, stdout, stderr } = proc.pipes as NonNullable<typeof proc.pipes>;
+    const pipeOf = (fd: number) => readlinkSync(`/proc/self/fd/${fd}`);
+    const ours = [stdin as number, stdout, stderr].map(pipeOf);
+    expect(ours.every((link) => link.startsWith("pipe:["))).toBe(true);
+    // No other descriptor of this process is an end of the same pipes: the child's are closed here.
+    const all = readdirSync("/proc/self/fd").map((fd) => {
+      try {
+        return pipeOf(Number(fd));
+      } catch {
+        return ""; // closed meanwhile (the listing's own descriptor, another test's)
+      }
+    });
+    for (const link of ours) expect(all.filter((l) => l === link)).toHaveLength(1);
+    const out: string[] = [];
+    const reading = spawned.stdout.read((chunk) => void out.push(Buffer.from(chunk).toString()));
+    const input = (spawned.stdin as () => ByteSink)();
+    expect(input.write("through the thread's pipes\n", 27)).toBe(27);
+    input.end();
+    await within(reading, "cat's output to its end");
+    await within(
+      spawned.stderr.read(() => {}),
+      "cat's stderr to its end",
+    );
+    expect(out.join("")).toBe("through the thread's pipes\n");
+    expect(await within(proc.exited, "the exit")).toEqual({ code: 0, signal: null });
   });
 
   test("with its spawner gone, a child is started on the main thread", async () => {
