@@ -27,9 +27,10 @@ const spawner = new Spawner((err) => console.error(`bare: spawner thread failed:
 
 function open(ws: ServerWebSocket<Data>): void {
   const child = spawnWithPipes({ cmd, args, env, searchPath: env.PATH, spawner }, true, true);
-  if (child.stdin === null) throw new Error("bare: the child has no stdin");
+  const childStdin = child.stdin;
+  if (childStdin === null) throw new Error("bare: the child has no stdin");
+  // Messages wait in the writer until the child runs and its stdin exists.
   const stdin = new BoundedWriter(MAX_MESSAGE);
-  stdin.attach(child.stdin());
   ws.data.stdin = stdin;
   const lines = outputSplitter(
     { binary: false, delimiters: null, maxMessage: MAX_MESSAGE },
@@ -38,6 +39,7 @@ function open(ws: ServerWebSocket<Data>): void {
   );
   child.process.then(
     (proc) => {
+      stdin.attach(childStdin());
       const output = child.stdout.read((chunk) => lines.push(chunk)).then(() => lines.end());
       child.stderr.read(() => {});
       // The client is closed once the child is gone and everything it printed was sent.

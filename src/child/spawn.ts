@@ -24,7 +24,10 @@ export interface Spawned {
   process: Promise<StartedProcess>;
   stdout: Source;
   stderr: Source;
-  /** The child's stdin as a sink, made when it is first needed; null when it was not asked for. */
+  /**
+   * The child's stdin as a sink, made when it is first needed, once `process` resolved (its pipe may not exist
+   * before); null when it was not asked for.
+   */
   stdin: (() => ByteSink) | null;
 }
 
