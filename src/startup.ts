@@ -1,5 +1,5 @@
 import { basename } from "node:path";
-import { commandProblem, fileHead, findCommand } from "./child/spawn.ts";
+import { commandProblem, fileHead, findCommand } from "./child/command.ts";
 
 /**
  * What the server says at start-up beyond "listening": where to point a browser or a client, what is wrong with

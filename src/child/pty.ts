@@ -1,8 +1,8 @@
 import type { Terminal } from "bun";
 import type { ByteSink } from "../writer.ts";
+import { findCommand, notFound, spawnFailure } from "./command.ts";
 import { type Link, SpawnError, type StartedProcess, type Transport } from "./link.ts";
 import { PushedSource } from "./pushed.ts";
-import { findCommand, notFound, spawnFailure } from "./spawn.ts";
 import { startedByBun } from "./spawner.ts";
 
 /**

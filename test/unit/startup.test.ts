@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { commandProblem, notFound, spawnFailure } from "../../src/child/spawn.ts";
+import { commandProblem, notFound, spawnFailure } from "../../src/child/command.ts";
 import { bufferingHint, commandWarnings, shebang, startupUrls } from "../../src/startup.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
