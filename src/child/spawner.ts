@@ -1,7 +1,7 @@
-import { closeSync } from "node:fs";
 import { constants } from "node:os";
 import { type Libc, libc } from "./libc.ts";
 import type { ExitInfo, ProcessStarter, StartedProcess, StdioPipes } from "./link.ts";
+import { OwnedFd } from "./pipes.ts";
 import { WORKER_SOURCE } from "./spawner-worker.ts";
 
 /**
@@ -72,13 +72,6 @@ const LOST: ExitInfo = { code: null, signal: null };
 
 const encoder = new TextEncoder();
 
-function closeFd(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // already gone
-  }
-}
 const signalNames = new Map(Object.entries(constants.signals).map(([name, n]) => [n as number, name]));
 
 /** argv then the environment as NUL-terminated strings in one buffer, the form posix_spawn takes them in. */
@@ -207,7 +200,7 @@ export class Spawner implements ProcessStarter {
         fds === null ? undefined : { stdin: fds[0] < 0 ? null : fds[0], stdout: fds[1], stderr: fds[2] };
       if (pending !== undefined) pending.resolve({ pid: reply.pid, exited, pipes });
       // Nobody waits for it any more (the thread was given up meanwhile): its pipes are closed here.
-      else for (const fd of fds ?? []) if (fd >= 0) closeFd(fd);
+      else for (const fd of fds ?? []) if (fd >= 0) new OwnedFd(fd).close();
     } else if ("error" in reply) {
       const pending = this.starting.get(reply.id);
       this.starting.delete(reply.id);

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { openPipe, PipeSink } from "../../src/child/pipes.ts";
 import { BoundedWriter, type ByteSink, byteSize } from "../../src/writer.ts";
-import { within } from "../helpers.ts";
+import { until, within } from "../helpers.ts";
 
 /** The end of the current event-loop turn, when writers flush. */
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
@@ -161,13 +161,7 @@ describe("BoundedWriter: flow", () => {
     writer.write("b");
     await nextTurn();
     expect(sink.taken.length).toBe(0);
-    await within(
-      new Promise<void>((resolve) => {
-        const look = (): void => void (sink.taken.length > 0 ? resolve() : setTimeout(look, 1));
-        look();
-      }),
-      "the delayed flush",
-    );
+    await until(() => sink.taken.length > 0, "the delayed flush");
     expect(sink.taken.length).toBe(1);
     expect(text(sink)).toBe("ab");
   });

@@ -24,6 +24,20 @@ function spawner(safetyMs?: number): Spawner {
   return s;
 }
 
+/** This process's descriptors that are pipes, each with its pipe (`pipe:[inode]`); those closed meanwhile left out. */
+function pipeDescriptors(): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      const link = readlinkSync(`/proc/self/fd/${fd}`);
+      if (link.startsWith("pipe:")) out.set(Number(fd), link);
+    } catch {
+      // closed meanwhile (the listing's own descriptor, another test's)
+    }
+  }
+  return out;
+}
+
 /** Pipes for one child; returns the fds to give it and a reader of its stdout that closes our ends after. */
 function pipes() {
   const stdio = openStdio(true);
@@ -261,18 +275,8 @@ describe("Child with a spawner", () => {
         return new Promise(() => {});
       },
     };
-    // Descriptors that are pipes, by number and pipe: another thread may close one meanwhile, none opens one.
-    const pipes = () =>
-      new Set(
-        readdirSync("/proc/self/fd").flatMap((fd) => {
-          try {
-            const link = readlinkSync(`/proc/self/fd/${fd}`);
-            return link.startsWith("pipe:") ? [`${fd} ${link}`] : [];
-          } catch {
-            return [];
-          }
-        }),
-      );
+    // Another thread may close a descriptor meanwhile; none opens one.
+    const pipes = () => new Set([...pipeDescriptors()].map(([fd, pipe]) => `${fd} ${pipe}`));
     const before = pipes();
     for (let i = 0; i < 50; i++)
       spawnWithPipes(
@@ -293,17 +297,11 @@ describe("Child with a spawner", () => {
     );
     const proc = await within(spawned.process, "the start");
     const { stdin, stdout, stderr } = proc.pipes as NonNullable<typeof proc.pipes>;
-    const pipeOf = (fd: number) => readlinkSync(`/proc/self/fd/${fd}`);
-    const ours = [stdin as number, stdout, stderr].map(pipeOf);
-    expect(ours.every((link) => link.startsWith("pipe:["))).toBe(true);
+    const open = pipeDescriptors();
+    const ours = [stdin as number, stdout, stderr].map((fd) => open.get(fd));
+    expect(ours.every((link) => link?.startsWith("pipe:["))).toBe(true);
     // No other descriptor of this process is an end of the same pipes: the child's are closed here.
-    const all = readdirSync("/proc/self/fd").map((fd) => {
-      try {
-        return pipeOf(Number(fd));
-      } catch {
-        return ""; // closed meanwhile (the listing's own descriptor, another test's)
-      }
-    });
+    const all = [...open.values()];
     for (const link of ours) expect(all.filter((l) => l === link)).toHaveLength(1);
     const out: string[] = [];
     const reading = spawned.stdout.read((chunk) => void out.push(Buffer.from(chunk).toString()));
